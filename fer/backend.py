@@ -1,0 +1,37 @@
+"""Everything that differs between Keras backends lives here.
+
+The scripts run on TensorFlow (the default) and on JAX (KERAS_BACKEND=jax).
+"""
+import keras
+
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def name():
+    return keras.backend.backend()
+
+
+def set_precision(precision):
+    """float32, or mixed bfloat16/float16 (weights in float32, compute in 16 bits)."""
+    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+
+
+def accelerator():
+    """'GPU: <name>' when the backend sees one, else 'CPU'."""
+    if name() == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return f"GPU: {gpus[0].device_kind}" if gpus else "CPU"
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return f"GPU: {details.get('device_name', gpus[0].name)}"
+    return "CPU"
+
+
+def has_gpu():
+    return accelerator().startswith("GPU")

@@ -1,0 +1,79 @@
+"""What every script shares at its edges: clear errors, model loading, submissions."""
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text
+from .errors import InputError
+
+
+def run(main):
+    """Call main(); bad input becomes one `error:` line on stderr and exit status 2."""
+    try:
+        main()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def load_model(path):
+    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
+    import keras
+
+    from . import augment  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file that is not a model
+        raise InputError(path, f"not a loadable Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != (48, 48, 1):
+        raise InputError(path, f"model input is {shape}, expected (48, 48, 1) grayscale faces")
+    return model
+
+
+def predict_probabilities(models, x, tta=False, batch_size=256):
+    """Mean softmax over models (and over horizontal flips with tta)."""
+    x = x.reshape(-1, 48, 48, 1).astype("float32")
+    views = [x, x[:, :, ::-1]] if tta else [x]
+    total = 0
+    for model in models:
+        for view in views:
+            total = total + model.predict(view, batch_size=batch_size, verbose=0)
+    return total / (len(models) * len(views))
+
+
+def write_submission(path, ids, labels):
+    buffer = io.StringIO()
+    buffer.write("id,label\n")
+    for i, label in zip(ids, labels):
+        buffer.write(f"{int(i)},{int(label)}\n")
+    write_text(path, buffer.getvalue())
+
+
+def class_counts(labels):
+    from . import CLASSES
+
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    return ", ".join(f"{name} {c}" for name, c in zip(CLASSES, counts))
+
+
+def load_test(path):
+    """Faces to predict, with ids: test.csv's own ids, else row numbers (PrivateTest of fer2013.csv)."""
+    from .data import load_faces, test_rows
+
+    faces = load_faces(path)
+    faces = faces.subset(test_rows(faces))
+    if len(faces) == 0:
+        raise InputError(path, "no rows to predict (fer2013.csv without PrivateTest rows?)")
+    if faces.ids is None:
+        faces.ids = np.arange(len(faces))
+    return faces

@@ -1,0 +1,38 @@
+"""Figures, readable at print size, written atomically."""
+import matplotlib
+
+matplotlib.use("Agg")  # scripts run headless on GPU boxes and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+
+plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 110, "savefig.dpi": 150,
+                     "axes.grid": True, "grid.alpha": 0.3})
+
+
+def save(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+    plt.close(fig)
+    return path
+
+
+def history_figure(rows, path, title):
+    """Loss and accuracy per epoch, training vs validation, best epoch marked."""
+    epochs = [r["epoch"] for r in rows]
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, name in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
+        ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
+        ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")
+        ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend()
+    acc_ax.annotate(f"best {best['val_accuracy']:.4f}\n(epoch {best['epoch']})",
+                    (best["epoch"], best["val_accuracy"]), textcoords="offset points", xytext=(-60, -40),
+                    arrowprops=dict(arrowstyle="->", color="grey"))
+    loss_ax.set_title("loss")
+    acc_ax.set_title("accuracy")
+    fig.suptitle(title)
+    return save(fig, path)

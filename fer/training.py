@@ -1,0 +1,344 @@
+"""Training shared by train_cnn.py and train_dnn.py: settings, data, fit, outputs.
+
+A run writes, all atomically:
+    models/<name>.keras            best validation accuracy so far (raw-pixel model)
+    models/<name>_history.csv      one row per epoch
+    models/<name>_summary.json     parameters, best epoch, accuracy, wall time, images/s
+    figures/<name>_history.png     loss and accuracy, training vs validation
+    models/<name>_submission.csv   with --test: the Kaggle CSV (id,label)
+Killed runs resume: rerun the same command and it continues after the last
+finished epoch (weights, optimizer and schedule come from models/.resume/).
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import CLASSES, backend
+from .atomic import atomic_path, write_text
+from .data import load_labeled, split_train_val
+from .errors import InputError
+
+# Budgets. Flags given on the command line override the preset's values.
+PRESETS = {
+    "smoke": dict(epochs=2, batch_size=32, precision="float32", limit=512, lr=2e-3, augment_scale=0.5),
+    "sample": dict(epochs=12, batch_size=32, precision="float32", limit=None, lr=2e-3, augment_scale=0.5),
+    # float32: on an AVX2-only CPU TensorFlow runs bfloat16 ~10x slower (measured 11 vs 105 images/s).
+    # Half-strength warps: a short run learns faster with milder augmentation (measured on a 4k subset).
+    "cpu": dict(epochs=8, batch_size=128, precision="float32", limit=None, lr=2e-3, augment_scale=0.5),
+    "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0),
+}
+DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
+                warmup_epochs=1, augment="affine", normalize=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser, default_model):
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", required=True, metavar="CSV",
+                      help="labeled faces: train.csv (label,feature), fer2013.csv, or an .npz; plain, .gz or .xz")
+    data.add_argument("--test", metavar="CSV", help="also write a Kaggle submission for this test.csv (id,feature)")
+    data.add_argument("--val-fraction", type=float, help="held-out share of the training file, stratified (0.2); "
+                      "fer2013.csv uses its own PublicTest rows")
+    data.add_argument("--limit", type=int, metavar="N", help="train on N rows of the training split (quick runs)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--preset", choices=[*PRESETS, "auto"], default="auto",
+                     help="budget: smoke (seconds), sample, cpu (~30 min on 2 cores), gpu; auto = gpu if one is "
+                          "visible, else cpu")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--lr", type=float, help="peak learning rate (after warm-up, then cosine decay to 0)")
+    run.add_argument("--optimizer", choices=["adamw", "sgd"])
+    run.add_argument("--weight-decay", type=float)
+    run.add_argument("--label-smoothing", type=float)
+    run.add_argument("--precision", choices=list(backend.PRECISIONS),
+                     help="bfloat16 = mixed precision (about 2x conv throughput on recent CPUs and GPUs)")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--augment", choices=["affine", "imagedatagenerator", "none"],
+                     help="affine: one in-model warp per image (default); imagedatagenerator: the reports' "
+                          "host-side pipeline; none")
+    run.add_argument("--no-augment", dest="augment", action="store_const", const="none")
+    run.add_argument("--augment-scale", type=float,
+                     help="shrink the reports' warp ranges: 1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2 "
+                          "(gpu preset); cpu preset 0.5")
+    run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
+                     help="feed raw 0-255 pixels (ablation)")
+    run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--model", default=default_model, metavar="OUT.keras", help=f"(default {default_model})")
+    out.add_argument("--figures", default="figures", metavar="DIR")
+    out.add_argument("--submission", metavar="CSV", help="(default models/<name>_submission.csv)")
+
+
+def settings_from(args):
+    """Preset values, then defaults, then whatever the command line said."""
+    preset = args.preset
+    if preset == "auto":
+        preset = "gpu" if backend.has_gpu() else "cpu"
+    chosen = {**DEFAULTS, **PRESETS[preset], "preset": preset}
+    for key in [*PRESETS["cpu"], *DEFAULTS]:
+        value = getattr(args, key, None)
+        if value is not None:
+            chosen[key] = value
+    if not 0 < chosen["val_fraction"] < 1:
+        raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
+    if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
+        raise InputError("--epochs/--batch-size", "must be positive")
+    if chosen["augment"] == "imagedatagenerator" and backend.name() != "tensorflow":
+        raise InputError("--augment", "imagedatagenerator runs on the TensorFlow backend only "
+                                      f"(this is {backend.name()}); use affine")
+    return chosen
+
+
+def output_paths(model_path, figures, submission=None):
+    model_path = Path(model_path)
+    if model_path.suffix != ".keras":
+        raise InputError(model_path, "the model file must end in .keras")
+    stem = model_path.stem
+    return dict(model=model_path, history=model_path.with_name(f"{stem}_history.csv"),
+                summary=model_path.with_name(f"{stem}_summary.json"),
+                figure=Path(figures) / f"{stem}_history.png",
+                submission=Path(submission) if submission else model_path.with_name(f"{stem}_submission.csv"),
+                resume=model_path.parent / ".resume" / stem)
+
+
+# ----------------------------------------------------------------------------- data
+
+def prepare_data(path, settings):
+    """Load, split and shape the training data; statistics come from the training split only."""
+    faces = load_labeled(path)
+    train, val = split_train_val(faces, settings["val_fraction"], settings["seed"])
+    if len(val) == 0:
+        raise InputError(path, "no validation rows (fer2013.csv without PublicTest rows?)")
+    if settings.get("limit") and settings["limit"] < len(train):
+        rng = np.random.default_rng(settings["seed"])
+        train = np.sort(rng.choice(train, settings["limit"], replace=False))
+    x_train, x_val = as_input(faces.x[train]), as_input(faces.x[val])
+    data = dict(x_train=x_train, y_train=one_hot(faces.y[train]), x_val=x_val, y_val=one_hot(faces.y[val]),
+                labels_val=faces.y[val], mean=None, variance=None,
+                split=dict(file=str(path), digest=faces.digest, val_fraction=settings["val_fraction"],
+                           seed=settings["seed"], train_rows=len(train), val_rows=len(val),
+                           by_usage=faces.usage is not None, limit=settings.get("limit")))
+    if settings["normalize"]:
+        data["mean"], data["variance"] = float(x_train.mean()), float(x_train.var())
+    return data
+
+
+def as_input(x):
+    return x.reshape(-1, 48, 48, 1).astype("float32")
+
+
+def one_hot(y):
+    return np.eye(len(CLASSES), dtype="float32")[y]
+
+
+# ----------------------------------------------------------------------------- fit
+
+def compile_model(model, settings, steps_per_epoch):
+    total = settings["epochs"] * steps_per_epoch
+    warmup = min(settings["warmup_epochs"] * steps_per_epoch, total // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=settings["lr"] / 10, decay_steps=max(1, total - warmup),
+        warmup_target=settings["lr"], warmup_steps=warmup)
+    if settings["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                                         weight_decay=settings["weight_decay"])
+    else:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"])
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings["label_smoothing"]),
+                  metrics=["accuracy"])
+
+
+def fit(model, data, settings, paths, fresh=False):
+    """Train with checkpoint-on-best, atomic CSV history, resume; returns the summary dict."""
+    steps = -(-len(data["x_train"]) // settings["batch_size"])
+    compile_model(model, settings, steps)
+    check_resume(paths["resume"], settings, data["split"], fresh)
+    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=(paths["resume"] / "settings.json").exists())
+    write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
+    callbacks = [recorder, AtomicBackupAndRestore(str(paths["resume"]))]
+    verbose = 1 if sys.stdout.isatty() else 2
+    started = time.perf_counter()
+    if settings["augment"] == "imagedatagenerator":
+        from .augment import imagedatagenerator_flow
+
+        flow = imagedatagenerator_flow(data["x_train"], data["y_train"], settings["batch_size"], settings["seed"])
+        model.fit(flow, epochs=settings["epochs"], steps_per_epoch=steps,
+                  validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
+    else:
+        model.fit(data["x_train"], data["y_train"], batch_size=settings["batch_size"], epochs=settings["epochs"],
+                  validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose,
+                  shuffle=True)
+    shutil.rmtree(paths["resume"], ignore_errors=True)
+    return recorder.summary(time.perf_counter() - started)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's resume callback, but a kill mid-save can no longer corrupt the backup.
+
+    Keras 3.15 writes the weights file in place, so a kill during the write
+    leaves an unreadable file and the rerun crashes. Here weights and epoch
+    are written to temporary files first, then moved into place.
+    """
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights, meta = folder / ".next.weights.h5", folder / ".next.json"
+        self.model.save_weights(weights, overwrite=True)
+        meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        # Weights first: a kill between the two moves only redoes one epoch from newer weights.
+        os.replace(weights, self._weights_path)
+        os.replace(meta, self._training_metadata_path)
+
+
+def resume_key(settings, split):
+    return {"settings": {k: v for k, v in settings.items() if k != "preset"}, "data": split["digest"],
+            "backend": backend.name()}
+
+
+def check_resume(resume_dir, settings, split, fresh):
+    saved = resume_dir / "settings.json"
+    if fresh:
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        return
+    if not saved.exists():
+        shutil.rmtree(resume_dir, ignore_errors=True)  # a backup without settings is unusable
+        return
+    before = json.loads(saved.read_text())
+    now = json.loads(json.dumps(resume_key(settings, split)))
+    if before != now:
+        changed = [k for k in sorted(set(before["settings"]) | set(now["settings"]))
+                   if before["settings"].get(k) != now["settings"].get(k)]
+        if before["data"] != now["data"]:
+            changed.append("training data")
+        if before["backend"] != now["backend"]:
+            changed.append("backend")
+        raise InputError(resume_dir, f"an interrupted run with other settings ({', '.join(changed)}) is here; "
+                                     "rerun with --fresh to discard it, or with its settings to resume it")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Times epochs, keeps the best model (atomically) and rewrites the CSV history each epoch."""
+
+    def __init__(self, paths, n_train, resuming):
+        super().__init__()
+        self.paths, self.n_train = paths, n_train
+        self.rows = read_history(paths["history"]) if resuming else []
+        has_model = paths["model"].exists()
+        self.best = max((r["val_accuracy"] for r in self.rows), default=-1.0) if has_model else -1.0
+        self.first_epoch_of_session = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = self.t_train = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.t_train = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        row = {"epoch": epoch + 1, **logs, "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+               "train_seconds": self.t_train - self.t0, "epoch_seconds": now - self.t0,
+               "warm": int(not self.first_epoch_of_session)}  # the first epoch of a session compiles
+        self.first_epoch_of_session = False
+        # A run killed after this row but before its backup redoes the epoch: replace, don't repeat.
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        if row["val_accuracy"] > self.best:
+            self.best = row["val_accuracy"]
+            with atomic_path(self.paths["model"]) as tmp:
+                self.model.save(tmp)
+        write_history(self.paths["history"], self.rows)
+
+    def summary(self, session_seconds):
+        rows = self.rows
+        best = max(rows, key=lambda r: r["val_accuracy"])
+        warm = [r for r in rows if r["warm"]] or rows
+        return {
+            "epochs": len(rows), "best_epoch": best["epoch"],
+            "best_val_accuracy": round(best["val_accuracy"], 4),
+            "final_val_accuracy": round(rows[-1]["val_accuracy"], 4),
+            "train_accuracy_at_best": round(best["accuracy"], 4),
+            "wall_seconds": round(sum(r["epoch_seconds"] for r in rows), 1),
+            "session_seconds": round(session_seconds, 1),
+            "train_images_per_second": round(self.n_train * len(warm) / sum(r["train_seconds"] for r in warm), 1),
+        }
+
+
+def read_history(path):
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def write_history(path, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[-1]))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(path, buffer.getvalue())
+
+
+# ----------------------------------------------------------------------------- reporting
+
+def print_table(title, rows):
+    """A short two-column table: airbench style, so runs are comparable at a glance."""
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    print("-" * (width + 24))
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("-" * (width + 24))
+
+
+def write_summary(paths, summary):
+    write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+
+
+def finish(paths, summary, test=None, figures_title=""):
+    """After fit: history figure, submission from the best checkpoint, summary JSON, table."""
+    from .cli import load_model, predict_probabilities, write_submission
+    from .plots import history_figure
+
+    rows = read_history(paths["history"])
+    history_figure(rows, paths["figure"], f"{figures_title}: best validation accuracy "
+                                          f"{summary['best_val_accuracy']:.4f}")
+    written = [paths["model"], paths["history"], paths["figure"]]
+    if test is not None:
+        best = load_model(paths["model"])
+        labels = predict_probabilities([best], test.x).argmax(1)
+        write_submission(paths["submission"], test.ids, labels)
+        summary["submission"] = str(paths["submission"])
+        written.append(paths["submission"])
+    write_summary(paths, summary)
+    written.append(paths["summary"])
+    print_table(f"{summary['name']} on {summary['device']} ({summary['backend']}, {summary['precision']})", [
+        ("architecture", summary["architecture"]),
+        ("trainable parameters", f"{summary['trainable_parameters']:,}"),
+        ("training / validation rows", f"{summary['split']['train_rows']:,} / {summary['split']['val_rows']:,}"),
+        ("epochs (best)", f"{summary['epochs']} ({summary['best_epoch']})"),
+        ("best validation accuracy", f"{summary['best_val_accuracy']:.4f}"),
+        ("wall time", f"{summary['wall_seconds']:.1f} s"),
+        ("training images/s", f"{summary['train_images_per_second']:.0f}"),
+    ])
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def describe_run(name, architecture, model, settings, data):
+    from .models import trainable_parameters
+
+    return {"name": name, "architecture": architecture, "trainable_parameters": trainable_parameters(model),
+            "total_parameters": int(model.count_params()), "preset": settings["preset"],
+            "settings": {k: v for k, v in settings.items() if k != "preset"}, "precision": settings["precision"],
+            "backend": backend.name(), "device": backend.accelerator(), "split": data["split"],
+            "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}

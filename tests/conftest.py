@@ -1,0 +1,73 @@
+"""Shared helpers: synthetic faces with a learnable signal, CSV writers, script runner."""
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import fer  # noqa: E402,F401  (quiet Keras import, custom layers)
+
+
+def synthetic_faces(n, seed=0, classes=7):
+    """Noise images; class c has a bright 12x12 square in row band c//4 and column block c%4.
+
+    Learnable by a small CNN in a few epochs, without augmentation.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(90, 25, (n, 48, 48))
+    for i, c in enumerate(y):
+        r, k = 6 + 24 * (c // 4), 12 * (c % 4)
+        x[i, r:r + 12, k:k + 12] += 120
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+def csv_text(x, first, header="label,feature", newline="\n"):
+    rows = [header] + [f"{a}," + " ".join(map(str, img.reshape(-1))) for a, img in zip(first, x)]
+    return newline.join(rows) + newline
+
+
+def write_csv(path, x, first, header="label,feature"):
+    Path(path).write_text(csv_text(x, first, header))
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FER_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def faces_csv(tmp_path):
+    x, y = synthetic_faces(12, seed=1)
+    return write_csv(tmp_path / "train.csv", x, y), x, y
+
+
+def run_script(script, *args, capsys=None):
+    """Run a top-level script in this process (Keras is imported once); return its exit status."""
+    argv = sys.argv
+    sys.argv = [script, *map(str, args)]
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def subprocess_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env

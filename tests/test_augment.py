@@ -1,0 +1,102 @@
+"""RandomAffine: right geometry, right statistics, one resampling, survives save/load."""
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from fer.augment import RandomAffine
+
+
+def dot_image(row, col, size=48):
+    img = np.zeros((size, size, 1), "float32")
+    img[row - 1:row + 2, col - 1:col + 2] = 255.0
+    return img
+
+
+def center_of_mass(img):
+    img = np.asarray(img)[..., 0]
+    rows, cols = np.indices(img.shape)
+    return (rows * img).sum() / img.sum(), (cols * img).sum() / img.sum()
+
+
+def expected_position(p, row, col, size=48):
+    """Invert input = c + R Sh Z F (out - c) + t for one dot."""
+    a, s = p["angle"], p["shear"]
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    shear = np.array([[1, -math.sin(s)], [0, math.cos(s)]])
+    m = rot @ shear @ np.diag([p["zx"] * p["flip"], p["zy"]])
+    c = (size - 1) / 2
+    out = np.linalg.solve(m, np.array([col - c - p["tx"], row - c - p["ty"]])) + c
+    return out[1], out[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_composed_warp_moves_a_dot_where_the_matrix_says(seed):
+    rng = np.random.default_rng(seed)
+    p = {"angle": rng.uniform(-0.5, 0.5), "shear": rng.uniform(-0.2, 0.2), "tx": rng.uniform(-6, 6),
+         "ty": rng.uniform(-6, 6), "zx": rng.uniform(0.85, 1.15), "zy": rng.uniform(0.85, 1.15),
+         "flip": rng.choice([-1.0, 1.0])}
+    img = dot_image(18, 30)
+    batch = {k: ops.convert_to_tensor([v], "float32") for k, v in p.items()}
+    matrix = RandomAffine.transforms(batch, 48, 48)
+    out = ops.image.affine_transform(img[None], matrix, fill_mode="constant")[0]
+    np.testing.assert_allclose(center_of_mass(out), expected_position(p, 18, 30), atol=0.6)
+
+
+def test_identity_parameters_leave_the_image_untouched():
+    img = np.random.default_rng(0).uniform(0, 255, (1, 48, 48, 1)).astype("float32")
+    p = {k: ops.convert_to_tensor([v], "float32") for k, v in
+         dict(angle=0, shear=0, tx=0, ty=0, zx=1, zy=1, flip=1).items()}
+    out = ops.image.affine_transform(img, RandomAffine.transforms(p, 48, 48))
+    np.testing.assert_allclose(out, img, atol=1e-3)  # resampled once, at the pixel centres: no blur
+
+
+def test_parameters_follow_the_imagedatagenerator_ranges():
+    p = {k: np.asarray(v) for k, v in RandomAffine(seed=1).sample_parameters(20000).items()}
+    deg = math.pi / 180
+    assert np.abs(p["angle"]).max() <= 30 * deg and np.abs(p["angle"]).max() > 29 * deg
+    assert abs(p["angle"].std() - 60 * deg / math.sqrt(12)) < 0.01  # uniform, not clustered
+    assert np.abs(p["tx"]).max() <= 0.2 * 48 and np.abs(p["ty"]).max() > 0.19 * 48
+    assert 0.8 <= p["zx"].min() and p["zy"].max() <= 1.2 and abs(p["zx"].mean() - 1) < 0.01
+    assert np.abs(p["shear"]).max() <= 0.2 * deg  # ImageDataGenerator's shear is in degrees
+    assert abs((p["flip"] < 0).mean() - 0.5) < 0.02
+    assert abs(np.corrcoef(p["zx"], p["zy"])[0, 1]) < 0.05  # zoom drawn per axis
+
+
+def test_layer_output_statistics_for_shifts_and_flips():
+    layer = RandomAffine(rotation=0, shift=0.2, zoom=(1, 1), shear=0, flip=False, fill_mode="constant", seed=3)
+    images = np.repeat(dot_image(24, 24)[None], 400, axis=0)
+    out = np.asarray(layer(images, training=True))
+    moved = np.array([center_of_mass(o) for o in out]) - 24
+    assert np.abs(moved).max() <= 9.6 + 0.5
+    assert np.all(np.abs(moved.std(0) - 19.2 / math.sqrt(12)) < 0.8)
+    flip_only = RandomAffine(rotation=0, shift=0, zoom=(1, 1), shear=0, flip=True, seed=4)
+    cols = np.array([center_of_mass(o)[1] for o in np.asarray(flip_only(np.repeat(dot_image(24, 10)[None], 400, 0),
+                                                                          training=True))])
+    assert np.all(np.isclose(cols, 10, atol=0.1) | np.isclose(cols, 37, atol=0.1))
+    assert 0.4 < np.isclose(cols, 37, atol=0.1).mean() < 0.6
+
+
+def test_inactive_at_inference():
+    images = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    np.testing.assert_array_equal(RandomAffine()(images, training=False), images)
+    assert not np.allclose(RandomAffine(seed=0)(images, training=True), images)
+
+
+def test_model_with_the_layer_round_trips_through_save_and_load(tmp_path):
+    inputs = keras.Input((48, 48, 1))
+    x = RandomAffine(rotation=12, shift=0.1, zoom=(0.9, 1.3), shear=5, flip=False, seed=7)(inputs)
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(x))
+    model = keras.Model(inputs, keras.layers.Dense(7)(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    layer = loaded.layers[1]
+    assert isinstance(layer, RandomAffine)
+    assert layer.get_config() == model.layers[1].get_config()
+    assert (layer.rotation, layer.zoom, layer.shear, layer.flip) == (12.0, (0.9, 1.3), 5.0, False)
+    images = np.random.default_rng(1).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
+    assert not np.allclose(layer(images, training=True), images)

@@ -1,0 +1,32 @@
+"""Architectures build, and the DNN matches a CNN's trainable parameters within 1%."""
+import pytest
+
+from fer.models import ARCHITECTURES, build_cnn, build_dnn, dnn_parameters, match_widths, trainable_parameters
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_dnn_matches_each_registered_cnn_within_one_percent(arch):
+    cnn = build_cnn(arch, mean=100.0, variance=2500.0)
+    target = trainable_parameters(cnn)
+    assert cnn.output_shape == (None, 7)
+    widths = match_widths(target, depth=3)
+    dnn = build_dnn(widths, mean=100.0, variance=2500.0)
+    assert trainable_parameters(dnn) == dnn_parameters(widths)
+    assert abs(trainable_parameters(dnn) - target) / target < 0.01
+
+
+@pytest.mark.parametrize("target,depth", [(400_000, 1), (150_000, 2), (777_777, 3), (4_100_000, 4), (123_456, 5)])
+def test_matching_across_sizes_and_depths(target, depth):
+    widths = match_widths(target, depth)
+    assert len(widths) == depth
+    assert abs(dnn_parameters(widths) - target) / target < 0.01
+
+
+def test_width_multiplier_scales_the_default():
+    small, full = (trainable_parameters(build_cnn("vgg", width=w)) for w in (0.5, 1.0))
+    assert 3.2 < full / small < 4.2  # conv weights scale with width squared
+
+
+def test_a_single_layer_cannot_match_a_small_cnn_and_says_so():
+    widths = match_widths(20_000, 1)  # one layer moves in steps of 2,314 parameters
+    assert abs(dnn_parameters(widths) - 20_000) / 20_000 > 0.01

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Train the facial-expression CNN on FER2013.
+
+Writes models/cnn.keras (best validation accuracy), its history CSV and summary
+JSON, figures/cnn_history.png, and with --test a Kaggle submission.
+
+    python train_cnn.py --train data/train.csv --test data/test.csv
+    python train_cnn.py --train ../fer2013.csv --arch report5 --preset cpu
+"""
+import argparse
+
+import fer
+from fer import backend, cli, training
+from fer.models import ARCHITECTURES, build_cnn
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    training.add_arguments(parser, default_model="models/cnn.keras")
+    arch = parser.add_argument_group("network")
+    arch.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES),
+                      help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
+    arch.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
+    arch.add_argument("--dropout", type=float, default=0.4)
+    return parser.parse_args()
+
+
+def main():
+    import keras
+
+    args = parse_args()
+    settings = training.settings_from(args)
+    paths = training.output_paths(args.model, args.figures, args.submission)
+    # Read every input before training, so bad input costs nothing and overwrites nothing.
+    test = cli.load_test(args.test) if args.test else None
+    data = training.prepare_data(args.train, settings)
+
+    backend.set_precision(settings["precision"])
+    keras.utils.set_random_seed(settings["seed"])
+    model = build_cnn(args.arch, data["mean"], data["variance"], settings["augment"], args.width, args.dropout,
+                      settings["seed"], settings["augment_scale"])
+    run = training.describe_run(paths["model"].stem, args.arch, model, settings, data)
+    print(f"{run['name']}: {args.arch}, {run['trainable_parameters']:,} trainable parameters, "
+          f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
+          f"{backend.name()} on {run['device']}")
+
+    run.update(training.fit(model, data, settings, paths, fresh=args.fresh))
+    training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
+
+
+if __name__ == "__main__":
+    fer  # the package import above registers custom layers and quiets TensorFlow
+    cli.run(main)
