@@ -35,3 +35,23 @@ def accelerator():
 
 def has_gpu():
     return accelerator().startswith("GPU")
+
+
+def gradient(fn, x):
+    """d(sum of fn(x))/dx for a batch: fn maps a batch to one number per example.
+
+    The only gradient code in the project; saliency and filter patterns build on it.
+    """
+    x = keras.ops.convert_to_tensor(x, "float32")
+    if name() == "jax":
+        import jax
+
+        return jax.grad(lambda v: keras.ops.sum(fn(v)))(x)
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(fn(x))
+        return tape.gradient(total, x)
+    raise NotImplementedError(f"gradients on the {name()} backend")

@@ -77,3 +77,22 @@ def load_test(path):
     if faces.ids is None:
         faces.ids = np.arange(len(faces))
     return faces
+
+
+def load_validation(data_path, model_path):
+    """The validation rows a model was trained without: the split its summary records, when it matches."""
+    import json
+
+    from .data import load_labeled, split_train_val
+
+    faces = load_labeled(data_path)
+    summary = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
+    fraction, seed, note = 0.2, 0, "stratified 20%, seed 0"
+    if summary.exists():
+        split = json.loads(summary.read_text()).get("split", {})
+        if split.get("digest") == faces.digest:
+            fraction, seed, note = split["val_fraction"], split["seed"], "the split used in training"
+    _, val = split_train_val(faces, fraction, seed)
+    if faces.usage is not None:
+        note = "Usage = PublicTest"
+    return faces.subset(val), note

@@ -126,17 +126,35 @@ def _line_chunks(path):
     parser, which refuses them.
     """
     blocks: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()  # set when the parser gives up, so the reader lets go of the file
+
+    def hand_over(item):
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def read():
         try:
             with _open_decompressed(path) as f:
                 while block := f.read(CHUNK_BYTES):
-                    blocks.put(block)
-            blocks.put(None)
+                    if not hand_over(block):
+                        return
+            hand_over(None)
         except (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            blocks.put(_archive_error(path, exc))
+            hand_over(_archive_error(path, exc))
 
     threading.Thread(target=read, daemon=True).start()
+    try:
+        yield from _whole_lines(blocks)
+    finally:
+        stop.set()
+
+
+def _whole_lines(blocks):
     pending = b""
     while True:
         block = blocks.get()

@@ -122,7 +122,7 @@ def prepare_data(path, settings):
         train = np.sort(rng.choice(train, settings["limit"], replace=False))
     x_train, x_val = as_input(faces.x[train]), as_input(faces.x[val])
     data = dict(x_train=x_train, y_train=one_hot(faces.y[train]), x_val=x_val, y_val=one_hot(faces.y[val]),
-                labels_val=faces.y[val], mean=None, variance=None,
+                mean=None, variance=None,
                 split=dict(file=str(path), digest=faces.digest, val_fraction=settings["val_fraction"],
                            seed=settings["seed"], train_rows=len(train), val_rows=len(val),
                            by_usage=faces.usage is not None, limit=settings.get("limit")))
@@ -162,7 +162,9 @@ def fit(model, data, settings, paths, fresh=False):
     steps = -(-len(data["x_train"]) // settings["batch_size"])
     compile_model(model, settings, steps)
     check_resume(paths["resume"], settings, data["split"], fresh)
-    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=(paths["resume"] / "settings.json").exists())
+    # Resuming means this run finished an epoch and backed it up; an older run's history doesn't count.
+    resuming = (paths["resume"] / "training_metadata.json").exists()
+    recorder = EpochRecorder(paths, len(data["x_train"]), resuming)
     write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
     callbacks = [recorder, AtomicBackupAndRestore(str(paths["resume"]))]
     verbose = 1 if sys.stdout.isatty() else 2

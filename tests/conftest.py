@@ -1,4 +1,5 @@
 """Shared helpers: synthetic faces with a learnable signal, CSV writers, script runner."""
+import csv
 import os
 import runpy
 import sys
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the scripts and the fer package
 
 import fer  # noqa: E402,F401  (quiet Keras import, custom layers)
 
@@ -71,3 +72,33 @@ def subprocess_env(**extra):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env.update(PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+QUICK = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3e-3"]
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def synthetic_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    x, y = synthetic_faces(700, seed=11)
+    tx, ty = synthetic_faces(60, seed=12)
+    ids = np.arange(1000, 1060)[::-1]
+    return dict(train=write_csv(folder / "train.csv", x, y),
+                test=write_csv(folder / "test.csv", tx, ids, header="id,feature"),
+                labeled_test=write_csv(folder / "labeled.csv", tx, ty), test_ids=ids, test_labels=ty)
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_files, tmp_path_factory):
+    """One small CNN trained on the synthetic faces, shared by several tests."""
+    out = tmp_path_factory.mktemp("run")
+    status = run_script("train_cnn.py", "--train", synthetic_files["train"], "--test", synthetic_files["test"],
+                        *QUICK, "--epochs", "6", "--no-augment", "--model", out / "cnn.keras",
+                        "--figures", out / "figures")
+    assert status == 0
+    return out

@@ -1,5 +1,4 @@
 """Training end to end through the scripts: it learns, writes everything, resumes, runs on JAX."""
-import csv
 import json
 import signal
 import subprocess
@@ -9,36 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_script, subprocess_env, synthetic_faces, write_csv
-
-QUICK = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3e-3"]
-
-
-@pytest.fixture(scope="module")
-def synthetic_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synthetic")
-    x, y = synthetic_faces(700, seed=11)
-    tx, ty = synthetic_faces(60, seed=12)
-    ids = np.arange(1000, 1060)[::-1]
-    return dict(train=write_csv(folder / "train.csv", x, y),
-                test=write_csv(folder / "test.csv", tx, ids, header="id,feature"),
-                labeled_test=write_csv(folder / "labeled.csv", tx, ty), test_ids=ids, test_labels=ty)
-
-
-@pytest.fixture(scope="module")
-def trained(synthetic_files, tmp_path_factory):
-    """One small CNN trained on the synthetic faces, shared by several tests."""
-    out = tmp_path_factory.mktemp("run")
-    status = run_script("train_cnn.py", "--train", synthetic_files["train"], "--test", synthetic_files["test"],
-                        *QUICK, "--epochs", "6", "--no-augment", "--model", out / "cnn.keras",
-                        "--figures", out / "figures")
-    assert status == 0
-    return out
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+from conftest import QUICK, ROOT, read_rows, run_script, subprocess_env
 
 
 def test_cnn_learns_the_synthetic_signal(trained):

@@ -1,0 +1,24 @@
+"""The one gradient function, on whichever backend runs the tests."""
+import numpy as np
+from keras import ops
+
+from fer import backend
+
+
+def test_gradient_of_a_per_example_function():
+    x = np.random.default_rng(0).normal(size=(3, 48, 48, 1)).astype("float32")
+    grad = backend.gradient(lambda v: ops.sum(v ** 2, axis=(1, 2, 3)) + ops.sum(v[:, :2], axis=(1, 2, 3)), x)
+    expected = 2 * x
+    expected[:, :2] += 1
+    np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_precision_switch_and_device():
+    backend.set_precision("bfloat16")
+    try:
+        import keras
+
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        backend.set_precision("float32")
+    assert backend.accelerator() == "CPU" or backend.accelerator().startswith("GPU: ")

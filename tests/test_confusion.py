@@ -1,0 +1,28 @@
+"""confusion.py on a model that learned the synthetic classes."""
+import json
+
+import numpy as np
+
+from conftest import run_script
+from confusion import most_confused
+
+
+def test_confusion_matrix_figure_and_metrics(trained, synthetic_files, tmp_path):
+    assert run_script("confusion.py", "--model", trained / "cnn.keras", "--data", synthetic_files["train"],
+                      "--out", tmp_path) == 0
+    report = json.loads((tmp_path / "confusion.json").read_text())["cnn"]
+    counts = np.array(report["counts"])
+    summary = json.loads((trained / "cnn_summary.json").read_text())
+    assert counts.sum() == summary["split"]["val_rows"]  # the validation split used in training
+    assert abs(report["accuracy"] - summary["best_val_accuracy"]) < 1e-6
+    assert report["per_class"]["Happy"]["recall"] > 0.7
+    assert (tmp_path / "confusion.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_most_confused_ranks_by_rate_of_the_true_class():
+    counts = np.diag([50, 10, 10, 10, 10, 10, 10])
+    counts[1, 2] = 10  # half of Disgust called Fear
+    counts[0, 3] = 20  # a smaller share of Angry called Happy
+    pairs = most_confused(counts, top=2)
+    assert pairs[0][:2] == ("Disgust", "Fear") and abs(pairs[0][2] - 0.5) < 1e-9
+    assert pairs[1][:2] == ("Angry", "Happy")
