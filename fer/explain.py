@@ -1,0 +1,130 @@
+"""Saliency methods, all behind one call shape:
+
+    maps = METHODS[name](model, images, classes)    # images (n,48,48[,1]) raw pixels -> (n,48,48) >= 0
+
+so adding a method is adding one decorated function. Every method works on a
+whole batch at once, and differentiates through `backend.gradient`, so it runs
+the same under TensorFlow and JAX. Scores are the logits (pre-softmax) of the
+explained class: probabilities saturate and hide gradients.
+"""
+import keras
+import numpy as np
+from keras import ops
+
+from . import backend
+
+METHODS = {}
+
+
+def method(name):
+    def register(fn):
+        METHODS[name] = fn
+        return fn
+    return register
+
+
+def logits_function(model):
+    """x -> logits, for models whose last layer is the softmax Dense named 'predictions'."""
+    head = model.get_layer("predictions")
+    features = keras.Model(model.input, head.input)
+
+    def logits(x):
+        return ops.matmul(ops.cast(features(x, training=False), "float32"), head.kernel) + head.bias
+    return logits
+
+
+def class_scores(logits, classes):
+    return lambda x: ops.sum(logits(x) * ops.one_hot(classes, 7), axis=1)
+
+
+def _as_batch(images):
+    return np.asarray(images, "float32").reshape(-1, 48, 48, 1)
+
+
+@method("gradient")
+def vanilla_gradient(model, images, classes):
+    """|d score / d pixel| (Simonyan et al., 2014), the reports' saliency map."""
+    x = _as_batch(images)
+    grad = backend.gradient(class_scores(logits_function(model), np.asarray(classes)), x)
+    return np.abs(np.asarray(grad))[..., 0]
+
+
+@method("smoothgrad")
+def smoothgrad(model, images, classes, samples=16, noise=0.15, seed=0):
+    """Gradients averaged over noisy copies (Smilkov et al., 2017): noise = 15% of the 0-255 range."""
+    x = _as_batch(images)
+    rng = np.random.default_rng(seed)
+    noisy = np.repeat(x, samples, axis=0) + rng.normal(0, noise * 255, (len(x) * samples, 48, 48, 1))
+    grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, samples)),
+                            noisy.astype("float32"))
+    return np.abs(np.asarray(grad).reshape(len(x), samples, 48, 48).mean(1))
+
+
+@method("integrated")
+def integrated_gradients(model, images, classes, steps=32, baseline=0.0):
+    """Path integral of gradients from a black image (Sundararajan et al., 2017), |attribution|."""
+    x = _as_batch(images)
+    alphas = (np.arange(steps, dtype="float32") + 0.5) / steps  # midpoint rule
+    path = baseline + alphas[None, :, None, None, None] * (x[:, None] - baseline)
+    grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, steps)),
+                            path.reshape(-1, 48, 48, 1))
+    mean_grad = np.asarray(grad).reshape(len(x), steps, 48, 48, 1).mean(1)
+    return np.abs(mean_grad * (x - baseline))[..., 0]
+
+
+def last_conv_layer(model):
+    """The last layer with a spatial (4-D) output before the classifier: Grad-CAM's feature maps."""
+    spatial = [layer for layer in model.layers[1:] if len(layer.output.shape) == 4
+               and layer.output.shape[1] > 1 and not layer.name.startswith(("augment", "normalize"))]
+    if not spatial:
+        raise ValueError("the model has no convolutional feature maps (a DNN?)")
+    conv = [layer for layer in spatial if "pool" not in layer.name and "dropout" not in layer.name]
+    return (conv or spatial)[-1]
+
+
+@method("gradcam")
+def grad_cam(model, images, classes, layer=None):
+    """Grad-CAM (Selvaraju et al., 2017) on the last convolutional block, upsampled to 48x48, in [0, 1]."""
+    x = _as_batch(images)
+    layer = layer or last_conv_layer(model)
+    index = model.layers.index(layer)
+    activations = keras.Model(model.input, layer.output)(x, training=False)
+    head = model.get_layer("predictions")
+
+    def tail_logits(a):  # the layers after `layer`, re-applied: the models here are plain chains
+        for later in model.layers[index + 1:]:
+            if later is head:
+                break
+            a = later(a, training=False)
+        return ops.matmul(ops.cast(a, "float32"), head.kernel) + head.bias
+
+    grad = np.asarray(backend.gradient(class_scores(tail_logits, np.asarray(classes)),
+                                       ops.cast(activations, "float32")))
+    weights = grad.mean(axis=(1, 2), keepdims=True)
+    cam = np.maximum((weights * np.asarray(activations, "float32")).sum(-1), 0)
+    cam = np.asarray(ops.image.resize(cam[..., None], (48, 48), interpolation="bilinear"))[..., 0]
+    return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
+def explain(name, model, images, classes, **options):
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[name](model, images, np.asarray(classes), **options)
+
+
+def randomized_copy(model, seed=0):
+    """Same architecture and preprocessing, freshly initialized weights (Adebayo et al., 2018)."""
+    keras.utils.set_random_seed(seed)
+    copy = keras.models.clone_model(model)
+    for src, dst in zip(model.layers, copy.layers):
+        if src.name in ("normalize",):
+            dst.set_weights(src.get_weights())
+    return copy
+
+
+def rank_correlation(a, b):
+    """Spearman correlation between two maps, per image; 0 where a map is constant (it ranks nothing)."""
+    from scipy.stats import spearmanr
+
+    return np.array([spearmanr(x.ravel(), y.ravel())[0] if x.std() > 0 and y.std() > 0 else 0.0
+                     for x, y in zip(a, b)])

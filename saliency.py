@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Which pixels does the CNN look at? One validation face per class, four saliency methods.
+
+For each method a figure with, per class: the face, its saliency heatmap, the
+overlay, and the face masked to its most salient pixels (--thresholds). Then the
+sanity check of Adebayo et al. (2018): the same maps from a copy of the model
+with random weights must differ; their rank correlation is printed and plotted.
+
+    python saliency.py --data data/train.csv
+    python saliency.py --data data/train.csv --method gradient --index 3 10 42 7 8 99 5
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import fer
+from fer import CLASSES, cli
+from fer.errors import InputError
+from fer.explain import METHODS, explain, randomized_copy, rank_correlation
+
+DEFAULT_MODEL = "models/cnn.keras"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="M.keras")
+    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
+    parser.add_argument("--out", default="figures", metavar="DIR")
+    parser.add_argument("--method", action="append", choices=list(METHODS), help="repeat; default: all")
+    parser.add_argument("--index", type=int, nargs=len(CLASSES), metavar="ROW",
+                        help="validation rows to explain, one per class in class order (default: the first "
+                             "correctly classified face of each class)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.7],
+                        help="keep pixels whose normalized saliency is above each (default 0.3 0.7)")
+    parser.add_argument("--no-sanity", action="store_true", help="skip the randomized-weights check")
+    return parser.parse_args()
+
+
+def pick_faces(faces, predicted, index):
+    """One validation row per class: the given ones, else the first the model gets right."""
+    if index:
+        if max(index) >= len(faces) or min(index) < 0:
+            raise InputError("--index", f"rows must be in 0..{len(faces) - 1} (the validation split)")
+        return np.array(index)
+    rows = []
+    for c in range(len(CLASSES)):
+        right = np.flatnonzero((faces.y == c) & (predicted == c))
+        anyone = np.flatnonzero(faces.y == c)
+        rows.append(right[0] if len(right) else anyone[0] if len(anyone) else 0)
+    return np.array(rows)
+
+
+def normalized(maps):
+    """Scale each map to [0, 1] by its 99th percentile, so one hot pixel doesn't wash out the rest."""
+    top = np.percentile(maps.reshape(len(maps), -1), 99, axis=1)[:, None, None]
+    return np.clip(maps / np.maximum(top, 1e-12), 0, 1)
+
+
+def draw_method(name, faces, maps, probabilities, thresholds, path):
+    from fer.plots import plt, save
+
+    columns = ["face", f"{name} saliency", "overlay"] + [f"saliency > {t:g}" for t in thresholds]
+    fig, axes = plt.subplots(len(faces), len(columns), figsize=(2.1 * len(columns) + 1, 2.1 * len(faces)),
+                             layout="constrained")
+    heat = None
+    for row, (face, sal, label, prob) in enumerate(zip(faces.x, maps, faces.y, probabilities)):
+        axes[row, 0].imshow(face, cmap="gray", vmin=0, vmax=255)
+        heat = axes[row, 1].imshow(sal, cmap="inferno", vmin=0, vmax=1)
+        axes[row, 2].imshow(face, cmap="gray", vmin=0, vmax=255)
+        axes[row, 2].imshow(sal, cmap="inferno", alpha=0.5, vmin=0, vmax=1)
+        for k, t in enumerate(thresholds):
+            axes[row, 3 + k].imshow(np.where(sal > t, face, 0), cmap="gray", vmin=0, vmax=255)
+        axes[row, 0].set_ylabel(f"{CLASSES[label]}\np={prob[label]:.2f}", fontsize=11)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    for k, title in enumerate(columns):
+        axes[0, k].set_title(title, fontsize=10)
+    fig.colorbar(heat, ax=axes[:, -1], fraction=0.08, pad=0.04, label="normalized saliency")
+    fig.suptitle(f"{name}: one validation face per class (p = predicted probability of the true class)")
+    return save(fig, path)
+
+
+def draw_sanity(correlations, examples, face, path):
+    from fer.plots import plt, save
+
+    names = list(correlations)
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 5.6),
+                             gridspec_kw=dict(height_ratios=[1, 1]))
+    axes[0, 0].imshow(face, cmap="gray", vmin=0, vmax=255)
+    axes[0, 0].set_title("face")
+    axes[1, 0].boxplot([correlations[n] for n in names], tick_labels=names)
+    axes[1, 0].set_ylabel("rank correlation\ntrained vs random")
+    axes[1, 0].tick_params(axis="x", rotation=45)
+    for k, n in enumerate(names, start=1):
+        trained, random = examples[n]
+        axes[0, k].imshow(trained, cmap="inferno", vmin=0, vmax=1)
+        axes[0, k].set_title(f"{n}\ntrained")
+        axes[1, k].imshow(random, cmap="inferno", vmin=0, vmax=1)
+        axes[1, k].set_title(f"random weights\nrho={np.mean(correlations[n]):.2f}")
+    for ax in [*axes[0], *axes[1, 1:]]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    fig.suptitle("Sanity check: maps of the trained model vs the same network with random weights")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def main():
+    args = parse_args()
+    model = cli.load_model(args.model)
+    validation, note = cli.load_validation(args.data, args.model)
+    probabilities = cli.predict_probabilities([model], validation.x)
+    rows = pick_faces(validation, probabilities.argmax(1), args.index)
+    faces = validation.subset(rows)
+    print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")
+
+    names = args.method or list(METHODS)
+    random_model = None if args.no_sanity else randomized_copy(model)
+    correlations, examples, written = {}, {}, []
+    for name in names:
+        started = time.perf_counter()
+        maps = normalized(explain(name, model, faces.x, faces.y))
+        seconds = time.perf_counter() - started
+        written.append(draw_method(name, faces, maps, probabilities[rows], args.thresholds,
+                                   Path(args.out) / f"saliency_{name}.png"))
+        line = f"{name:<11} {seconds:6.2f} s for {len(rows)} faces"
+        if random_model is not None:
+            random_maps = normalized(explain(name, random_model, faces.x, faces.y))
+            correlations[name] = rank_correlation(maps, random_maps)
+            examples[name] = (maps[3], random_maps[3])
+            line += f"   rank correlation with random weights: {np.mean(correlations[name]):+.2f}"
+        print(line)
+    if correlations:
+        written.append(draw_sanity(correlations, examples, faces.x[3], Path(args.out) / "saliency_sanity.png"))
+    print("wrote " + ", ".join(map(str, written)))
+
+
+if __name__ == "__main__":
+    fer
+    cli.run(main)
