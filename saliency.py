@@ -17,8 +17,7 @@ import numpy as np
 
 import fer
 from fer import CLASSES, cli
-from fer.errors import InputError
-from fer.explain import METHODS, explain, randomized_copy, rank_correlation
+from fer.explain import METHODS, explain, one_face_per_class, randomized_copy, rank_correlation
 
 DEFAULT_MODEL = "models/cnn.keras"
 
@@ -36,20 +35,6 @@ def parse_args():
                         help="keep pixels whose normalized saliency is above each (default 0.3 0.7)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the randomized-weights check")
     return parser.parse_args()
-
-
-def pick_faces(faces, predicted, index):
-    """One validation row per class: the given ones, else the first the model gets right."""
-    if index:
-        if max(index) >= len(faces) or min(index) < 0:
-            raise InputError("--index", f"rows must be in 0..{len(faces) - 1} (the validation split)")
-        return np.array(index)
-    rows = []
-    for c in range(len(CLASSES)):
-        right = np.flatnonzero((faces.y == c) & (predicted == c))
-        anyone = np.flatnonzero(faces.y == c)
-        rows.append(right[0] if len(right) else anyone[0] if len(anyone) else 0)
-    return np.array(rows)
 
 
 def normalized(maps):
@@ -115,7 +100,7 @@ def main():
     model = cli.load_model(args.model)
     validation, note = cli.load_validation(args.data, args.model)
     probabilities = cli.predict_probabilities([model], validation.x)
-    rows = pick_faces(validation, probabilities.argmax(1), args.index)
+    rows = one_face_per_class(validation, probabilities.argmax(1), args.index)
     faces = validation.subset(rows)
     print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")
 

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import backend
+from . import CLASSES, backend
+from .errors import InputError
 
 METHODS = {}
 
@@ -128,3 +129,17 @@ def rank_correlation(a, b):
 
     return np.array([spearmanr(x.ravel(), y.ravel())[0] if x.std() > 0 and y.std() > 0 else 0.0
                      for x, y in zip(a, b)])
+
+
+def one_face_per_class(faces, predicted, index=None):
+    """Validation rows to explain, one per class: the given ones, else the first the model gets right."""
+    if index:
+        if max(index) >= len(faces) or min(index) < 0:
+            raise InputError("--index", f"rows must be in 0..{len(faces) - 1} (the validation split)")
+        return np.array(index)
+    rows = []
+    for c in range(len(CLASSES)):
+        right = np.flatnonzero((faces.y == c) & (predicted == c))
+        anyone = np.flatnonzero(faces.y == c)
+        rows.append(right[0] if len(right) else anyone[0] if len(anyone) else 0)
+    return np.array(rows)

@@ -65,3 +65,22 @@ def test_saliency_script_refuses_rows_outside_the_split(trained, synthetic_files
                         "--out", tmp_path, "--index", "0", "1", "2", "3", "4", "5", "9999")
     assert status == 2 and capsys.readouterr().err.startswith("error: --index: rows must be in 0..139")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lime_weights_favour_the_class_patch(model_and_faces):
+    from lime_explain import explain_face, region_weights
+
+    model, x, y = model_and_faces
+    ratios = []
+    for face, c in zip(x[:7], y[:7]):
+        exp = explain_face(model, face, samples=300, segments=40, seed=0)
+        weights = region_weights(exp, exp.top_labels[0])
+        assert exp.top_labels[0] == c  # the model is right on these
+        ratios.append(weights[patch_mask(c)].mean() - weights[~patch_mask(c)].mean())
+    assert np.median(ratios) > 0 and np.mean(np.array(ratios) > 0) >= 5 / 7, ratios
+
+
+def test_lime_script(trained, synthetic_files, tmp_path):
+    assert run_script("lime_explain.py", "--model", trained / "cnn.keras", "--data", synthetic_files["train"],
+                      "--samples", "100", "--out", tmp_path) == 0
+    assert (tmp_path / "lime.png").read_bytes().startswith(b"\x89PNG")
