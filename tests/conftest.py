@@ -28,6 +28,17 @@ def synthetic_faces(n, seed=0, classes=7):
     return np.clip(x, 0, 255).astype(np.uint8), y
 
 
+def centre_faces(n, seed=0, classes=7):
+    """Noise images whose class is a fixed binary texture in the central 16x16 block, the same block for
+    every class: the only place a model can look. Explanations must point there."""
+    rng = np.random.default_rng(seed)
+    textures = np.random.default_rng(1234).integers(0, 2, (classes, 4, 4)).repeat(4, 1).repeat(4, 2)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(110, 30, (n, 48, 48))
+    x[:, 16:32, 16:32] += 110 * textures[y] - 40
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
 def csv_text(x, first, header="label,feature", newline="\n"):
     rows = [header] + [f"{a}," + " ".join(map(str, img.reshape(-1))) for a, img in zip(first, x)]
     return newline.join(rows) + newline
@@ -101,4 +112,15 @@ def trained(synthetic_files, tmp_path_factory):
                         *QUICK, "--epochs", "6", "--no-augment", "--model", out / "cnn.keras",
                         "--figures", out / "figures")
     assert status == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_centre(tmp_path_factory):
+    """A small CNN trained on centre_faces."""
+    out = tmp_path_factory.mktemp("centre")
+    x, y = centre_faces(700, seed=21)
+    train = write_csv(out / "train.csv", x, y)
+    assert run_script("train_cnn.py", "--train", train, *QUICK, "--epochs", "6", "--no-augment",
+                      "--model", out / "cnn.keras", "--figures", out) == 0
     return out
