@@ -158,5 +158,5 @@ def test_grad_cam_equals_cam_on_a_global_average_pooling_head():
     kernel = np.asarray(model.get_layer("predictions").kernel)
     cam = np.maximum(np.einsum("nhwk,kn->nhw", activations, kernel[:, classes]), 0)
     cam = np.asarray(ops.image.resize(cam[..., None], (48, 48), interpolation="bilinear"))[..., 0]
-    cam /= cam.max(axis=(1, 2), keepdims=True)
+    cam = cam / cam.max(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(explain("gradcam", model, x, classes), cam, atol=1e-5)
