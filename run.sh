@@ -8,6 +8,7 @@ source ./setup.sh requirements.txt
 
 find_data() {
   for f in "data/$1.csv" "data/$1.csv.gz" "data/$1.csv.xz"; do [ -e "$f" ] && { echo "$f"; return; }; done
+  return 0  # none: the caller falls back to the sample
 }
 train="${TRAIN:-$(find_data train)}"
 test="${TEST:-$(find_data test)}"
