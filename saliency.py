@@ -73,7 +73,7 @@ def draw_sanity(correlations, examples, face, path):
     from fer.plots import plt, save
 
     names = list(correlations)
-    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 5.6),
+    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 6.6),
                              gridspec_kw=dict(height_ratios=[1, 1]))
     axes[0, 0].imshow(face, cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_title("face")
