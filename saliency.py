@@ -74,7 +74,7 @@ def draw_sanity(correlations, examples, face, path):
 
     names = list(correlations)
     fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.6 * (len(names) + 1), 6.6),
-                             gridspec_kw=dict(height_ratios=[1, 1]))
+                             layout="constrained")
     axes[0, 0].imshow(face, cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_title("face")
     axes[1, 0].boxplot([correlations[n] for n in names], tick_labels=names)
@@ -91,7 +91,6 @@ def draw_sanity(correlations, examples, face, path):
         ax.set_yticks([])
         ax.grid(False)
     fig.suptitle("Sanity check: maps of the trained model vs the same network with random weights")
-    fig.tight_layout()
     return save(fig, path)
 
 
