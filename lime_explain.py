@@ -16,7 +16,7 @@ import numpy as np
 
 import fer
 from fer import CLASSES, cli
-from fer.explain import one_face_per_class
+from fer.explain import faces_to_explain
 
 DEFAULT_MODEL = "models/cnn.keras"
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime prints a bar per face; one line per face is printed instead
@@ -87,9 +87,7 @@ def draw(faces, explanations, features, path):
 def main():
     args = parse_args()
     model = cli.load_model(args.model)
-    validation, note = cli.load_validation(args.data, args.model)
-    rows = one_face_per_class(validation, cli.predict_probabilities([model], validation.x).argmax(1), args.index)
-    faces = validation.subset(rows)
+    faces, rows, _, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) with {args.samples} samples each")
     started = time.perf_counter()
     explanations = []

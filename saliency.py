@@ -17,7 +17,7 @@ import numpy as np
 
 import fer
 from fer import CLASSES, cli
-from fer.explain import METHODS, explain, one_face_per_class, randomized_copy, rank_correlation
+from fer.explain import METHODS, explain, faces_to_explain, randomized_copy, rank_correlation
 
 DEFAULT_MODEL = "models/cnn.keras"
 
@@ -97,10 +97,7 @@ def draw_sanity(correlations, examples, face, path):
 def main():
     args = parse_args()
     model = cli.load_model(args.model)
-    validation, note = cli.load_validation(args.data, args.model)
-    probabilities = cli.predict_probabilities([model], validation.x)
-    rows = one_face_per_class(validation, probabilities.argmax(1), args.index)
-    faces = validation.subset(rows)
+    faces, rows, probabilities, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")
 
     names = args.method or list(METHODS)
@@ -110,7 +107,7 @@ def main():
         started = time.perf_counter()
         maps = normalized(explain(name, model, faces.x, faces.y))
         seconds = time.perf_counter() - started
-        written.append(draw_method(name, faces, maps, probabilities[rows], args.thresholds,
+        written.append(draw_method(name, faces, maps, probabilities, args.thresholds,
                                    Path(args.out) / f"saliency_{name}.png"))
         line = f"{name:<11} {seconds:6.2f} s for {len(rows)} faces"
         if random_model is not None:

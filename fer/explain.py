@@ -24,14 +24,21 @@ def method(name):
     return register
 
 
+def head_logits(model, features):
+    """Pre-softmax scores from what enters the softmax Dense named 'predictions'."""
+    head = model.get_layer("predictions")
+    return ops.matmul(ops.cast(features, "float32"), head.kernel) + head.bias
+
+
 def logits_function(model):
     """x -> logits, for models whose last layer is the softmax Dense named 'predictions'."""
-    head = model.get_layer("predictions")
-    features = keras.Model(model.input, head.input)
+    features = layer_model(model, model.get_layer("predictions").input)
+    return lambda x: head_logits(model, features(x, training=False))
 
-    def logits(x):
-        return ops.matmul(ops.cast(features(x, training=False), "float32"), head.kernel) + head.bias
-    return logits
+
+def layer_model(model, output):
+    """raw pixels -> `output` (a layer's output or input tensor) of `model`."""
+    return keras.Model(model.input, output)
 
 
 def class_scores(logits, classes):
@@ -89,7 +96,7 @@ def grad_cam(model, images, classes, layer=None):
     x = _as_batch(images)
     layer = layer or last_conv_layer(model)
     index = model.layers.index(layer)
-    activations = keras.Model(model.input, layer.output)(x, training=False)
+    activations = layer_model(model, layer.output)(x, training=False)
     head = model.get_layer("predictions")
 
     def tail_logits(a):  # the layers after `layer`, re-applied: the models here are plain chains
@@ -97,7 +104,7 @@ def grad_cam(model, images, classes, layer=None):
             if later is head:
                 break
             a = later(a, training=False)
-        return ops.matmul(ops.cast(a, "float32"), head.kernel) + head.bias
+        return head_logits(model, a)
 
     grad = np.asarray(backend.gradient(class_scores(tail_logits, np.asarray(classes)),
                                        ops.cast(activations, "float32")))
@@ -114,13 +121,11 @@ def explain(name, model, images, classes, **options):
 
 
 def randomized_copy(model, seed=0):
-    """Same architecture and preprocessing, freshly initialized weights (Adebayo et al., 2018)."""
+    """Same architecture and preprocessing, freshly initialized weights (Adebayo et al., 2018).
+
+    The normalization statistics live in the layer's config, so the clone keeps them."""
     keras.utils.set_random_seed(seed)
-    copy = keras.models.clone_model(model)
-    for src, dst in zip(model.layers, copy.layers):
-        if src.name in ("normalize",):
-            dst.set_weights(src.get_weights())
-    return copy
+    return keras.models.clone_model(model)
 
 
 def rank_correlation(a, b):
@@ -129,6 +134,16 @@ def rank_correlation(a, b):
 
     return np.array([spearmanr(x.ravel(), y.ravel())[0] if x.std() > 0 and y.std() > 0 else 0.0
                      for x, y in zip(a, b)])
+
+
+def faces_to_explain(model, data_path, model_path, index=None):
+    """One validation face per class, with the model's probabilities for them and a note on the split."""
+    from .cli import load_validation, predict_probabilities
+
+    validation, note = load_validation(data_path, model_path)
+    probabilities = predict_probabilities([model], validation.x)
+    rows = one_face_per_class(validation, probabilities.argmax(1), index)
+    return validation.subset(rows), rows, probabilities[rows], note
 
 
 def one_face_per_class(faces, predicted, index=None):

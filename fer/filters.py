@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from . import backend
+from .explain import layer_model
 
 
 def conv_activations(model):
@@ -48,7 +49,7 @@ def _blur(x):
 
 def ascend(model, layer, filters, steps=80, step_size=8.0, seed=0):
     """Images (len(filters), 48, 48) in 0-255 that maximize each filter's mean activation, and those activations."""
-    features = keras.Model(model.input, layer.output)
+    features = layer_model(model, layer.output)
     filters = np.asarray(filters)
     choose = ops.one_hot(filters, layer.output.shape[-1])[:, None, None, :]
 
@@ -77,12 +78,12 @@ def ascend_one_by_one(model, layer, filters, steps=80, step_size=8.0, seed=0):
 
 
 def mean_activation(model, layer, images, filters):
-    out = np.asarray(keras.Model(model.input, layer.output)(np.asarray(images, "float32").reshape(-1, 48, 48, 1),
-                                                             training=False), "float32")
+    images = np.asarray(images, "float32").reshape(-1, 48, 48, 1)
+    out = np.asarray(layer_model(model, layer.output)(images, training=False), "float32")
     return out[np.arange(len(filters)), :, :, np.asarray(filters)].mean(axis=(1, 2))
 
 
 def feature_maps(model, layer, image):
     """The layer's outputs for one face: (h, w, channels)."""
-    out = keras.Model(model.input, layer.output)(np.asarray(image, "float32").reshape(1, 48, 48, 1), training=False)
+    out = layer_model(model, layer.output)(np.asarray(image, "float32").reshape(1, 48, 48, 1), training=False)
     return np.asarray(out, "float32")[0]
