@@ -17,7 +17,9 @@ import numpy as np
 
 import fer
 from fer import CLASSES, cli
-from fer.explain import METHODS, explain, faces_to_explain, randomized_copy, rank_correlation
+from fer.errors import InputError
+from fer.explain import CAM_METHODS, METHODS, explain, faces_to_explain, randomized_copy, rank_correlation
+from fer.filters import resolve_layer
 
 DEFAULT_MODEL = "models/cnn.keras"
 
@@ -33,6 +35,9 @@ def parse_args():
                              "correctly classified face of each class)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.7],
                         help="keep pixels whose normalized saliency is above each (default 0.3 0.7)")
+    parser.add_argument("--cam-layer", metavar="NAME|INDEX",
+                        help="layer that gradcam and hirescam explain: a name, or an index among the "
+                             "convolutional activations (default: the last; try 3 for finer maps)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the randomized-weights check")
     return parser.parse_args()
 
@@ -100,18 +105,29 @@ def main():
     faces, rows, probabilities, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")
 
+    cam_layer = None
+    if args.cam_layer is not None:
+        try:
+            cam_layer = resolve_layer(model, args.cam_layer).name
+        except ValueError as exc:
+            raise InputError("--cam-layer", str(exc)) from None
+
+    def options(name, m):
+        return {"layer": m.get_layer(cam_layer)} if cam_layer and name in CAM_METHODS else {}
+
     names = args.method or list(METHODS)
     random_model = None if args.no_sanity else randomized_copy(model)
     correlations, examples, written = {}, {}, []
     for name in names:
         started = time.perf_counter()
-        maps = normalized(explain(name, model, faces.x, faces.y))
+        maps = normalized(explain(name, model, faces.x, faces.y, **options(name, model)))
         seconds = time.perf_counter() - started
-        written.append(draw_method(name, faces, maps, probabilities, args.thresholds,
+        label = f"{name} at {cam_layer}" if options(name, model) else name
+        written.append(draw_method(label, faces, maps, probabilities, args.thresholds,
                                    Path(args.out) / f"saliency_{name}.png"))
         line = f"{name:<11} {seconds:6.2f} s for {len(rows)} faces"
         if random_model is not None:
-            random_maps = normalized(explain(name, random_model, faces.x, faces.y))
+            random_maps = normalized(explain(name, random_model, faces.x, faces.y, **options(name, random_model)))
             correlations[name] = rank_correlation(maps, random_maps)
             examples[name] = (maps[3], random_maps[3])
             line += f"   rank correlation with random weights: {np.mean(correlations[name]):+.2f}"

@@ -15,6 +15,7 @@ from . import CLASSES, backend
 from .errors import InputError
 
 METHODS = {}
+CAM_METHODS = ("gradcam", "hirescam")  # these explain a convolutional layer (option layer=, default the last)
 
 
 def method(name):
@@ -90,13 +91,12 @@ def last_conv_layer(model):
     return (conv or spatial)[-1]
 
 
-@method("gradcam")
-def grad_cam(model, images, classes, layer=None):
-    """Grad-CAM (Selvaraju et al., 2017) on the last convolutional block, upsampled to 48x48, in [0, 1]."""
+def _activations_and_gradients(model, images, classes, layer=None):
+    """A convolutional layer's feature maps for a batch, and the class logits' gradient with respect to them."""
     x = _as_batch(images)
     layer = layer or last_conv_layer(model)
     index = model.layers.index(layer)
-    activations = layer_model(model, layer.output)(x, training=False)
+    activations = np.asarray(layer_model(model, layer.output)(x, training=False), "float32")
     head = model.get_layer("predictions")
 
     def tail_logits(a):  # the layers after `layer`, re-applied: the models here are plain chains
@@ -106,12 +106,35 @@ def grad_cam(model, images, classes, layer=None):
             a = later(a, training=False)
         return head_logits(model, a)
 
-    grad = np.asarray(backend.gradient(class_scores(tail_logits, np.asarray(classes)),
-                                       ops.cast(activations, "float32")))
-    weights = grad.mean(axis=(1, 2), keepdims=True)
-    cam = np.maximum((weights * np.asarray(activations, "float32")).sum(-1), 0)
+    grad = np.asarray(backend.gradient(class_scores(tail_logits, np.asarray(classes)), activations))
+    return activations, grad
+
+
+def _upsampled(cam):
+    """relu, bilinear to 48x48, each map scaled to a maximum of 1."""
+    cam = np.maximum(cam, 0)
     cam = np.asarray(ops.image.resize(cam[..., None], (48, 48), interpolation="bilinear"))[..., 0]
     return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
+@method("gradcam")
+def grad_cam(model, images, classes, layer=None):
+    """Grad-CAM (Selvaraju et al., 2017) on the last convolutional block, upsampled to 48x48, in [0, 1].
+
+    Each channel is weighted by its spatially averaged gradient. Faithful for a global-average-pooling
+    head; behind Flatten+Dense the averaged gradients can cancel and the map goes blank (use hirescam)."""
+    activations, grad = _activations_and_gradients(model, images, classes, layer)
+    return _upsampled((grad.mean(axis=(1, 2), keepdims=True) * activations).sum(-1))
+
+
+@method("hirescam")
+def hires_cam(model, images, classes, layer=None):
+    """HiResCAM (Draelos & Carin, 2020): gradient times activation, summed over channels, per location.
+
+    Behind Flatten+Dense the unclipped map sums exactly to the class logit minus its bias: each cell's
+    share of the score. Upsampled to 48x48 and scaled to [0, 1] like Grad-CAM."""
+    activations, grad = _activations_and_gradients(model, images, classes, layer)
+    return _upsampled((grad * activations).sum(-1))
 
 
 def explain(name, model, images, classes, **options):
