@@ -91,9 +91,6 @@ def settings_from(args):
         raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
     if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
         raise InputError("--epochs/--batch-size", "must be positive")
-    if chosen["augment"] == "imagedatagenerator" and backend.name() != "tensorflow":
-        raise InputError("--augment", "imagedatagenerator runs on the TensorFlow backend only "
-                                      f"(this is {backend.name()}); use affine")
     return chosen
 
 

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""How much does the input pipeline cost? Training images/s of one model fed three ways, in one run:
+
+    (a) the project's pipeline: augmentation as a layer inside the model, arrays in memory (train_cnn.py)
+    (b) the limit: the same network without augmentation, fed ready tensors
+    (c) ImageDataGenerator: the reports' host-side augmentation feeding the network of (b)
+
+Each is compiled exactly as train_cnn.py compiles, warmed up for --warmup steps, then timed over
+--steps steps. Ends with one JSON line.
+
+    python bench/pipeline.py --data ../shared/fer2013/train.npz.xz
+    KERAS_BACKEND=jax python bench/pipeline.py --data train.npz --steps 200 --precision bfloat16
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/fer2013/train.npz.xz", help="labeled faces (CSV or .npz)")
+    parser.add_argument("--arch", default="vgg")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=24, help="timed steps per feed (default 24)")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed steps first, compilation included")
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--augment-scale", type=float, default=1.0)
+    return parser.parse_args()
+
+
+class StepTimer:
+    """Wall time of the batches after the warm-up ones."""
+
+    def __init__(self, warmup):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(cb, batch, logs=None):
+                self.done += 1
+                if self.done == warmup:
+                    self.start = time.perf_counter()
+                self.end = time.perf_counter()
+
+        self.callback, self.done, self.start, self.end = Callback(), 0, None, None
+
+    def seconds(self):
+        return self.end - self.start
+
+
+def images_per_second(model, feed, settings, args, steps_per_epoch):
+    """Fit for warm-up + timed steps and return the timed rate."""
+    from fer import training
+
+    training.compile_model(model, settings, steps_per_epoch)
+    timer = StepTimer(args.warmup)
+    total = args.warmup + args.steps
+    feed(model, total, timer.callback)
+    return args.steps * args.batch_size / timer.seconds()
+
+
+def main():
+    args = parse_args()
+    import numpy as np
+
+    from fer import backend
+    from fer.augment import imagedatagenerator_flow
+    from fer.data import load_labeled
+    from fer.models import build_cnn
+    from fer.training import DEFAULTS, as_input, one_hot
+
+    backend.set_precision(args.precision)
+    faces = load_labeled(args.data)
+    n = args.batch_size * (args.warmup + args.steps)
+    rows = np.random.default_rng(0).choice(len(faces), min(n, len(faces)), replace=False)
+    x, y = as_input(faces.x[rows]), one_hot(faces.y[rows])
+    mean, variance = float(x.mean()), float(x.var())
+    settings = {**DEFAULTS, "epochs": 1, "lr": 1e-3}
+    steps = len(x) // args.batch_size
+
+    def arrays(model, total, callback):  # one epoch over exactly `total` batches of in-memory arrays
+        model.fit(x[:total * args.batch_size], y[:total * args.batch_size], batch_size=args.batch_size,
+                  epochs=1, shuffle=True, callbacks=[callback], verbose=0)
+
+    def generator(model, total, callback):
+        flow = imagedatagenerator_flow(x, y, args.batch_size, seed=0)
+        model.fit(flow, steps_per_epoch=total, epochs=1, callbacks=[callback], verbose=0)
+
+    feeds = {
+        "a": ("project pipeline (in-model augmentation)", "affine", arrays),
+        "b": ("ready tensors, no augmentation (limit)", "none", arrays),
+        "c": ("ImageDataGenerator on the host", "none", generator),
+    }
+    rates = {}
+    for key, (label, augment, feed) in feeds.items():
+        model = build_cnn(args.arch, mean, variance, augment, width=args.width, augment_scale=args.augment_scale)
+        rates[key] = images_per_second(model, feed, settings, args, steps)
+        print(f"({key}) {label:<42} {rates[key]:8.0f} images/s", flush=True)
+
+    device = backend.accelerator()
+    print(f"\n{args.arch}, batch {args.batch_size}, {args.precision}, {backend.name()} on {device}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up")
+    print(f"a/b = {rates['a'] / rates['b']:.2f}   (1.0 = augmentation costs nothing)")
+    print(f"a/c = {rates['a'] / rates['c']:.2f}   (>1 = faster than ImageDataGenerator)")
+    print(json.dumps({"bench": "pipeline", "arch": args.arch, "batch_size": args.batch_size,
+                      "precision": args.precision, "backend": backend.name(), "device": device,
+                      "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+                      "images_per_s": {k: round(v, 1) for k, v in rates.items()},
+                      "a_over_b": round(rates["a"] / rates["b"], 3), "a_over_c": round(rates["a"] / rates["c"], 3)}))
+
+
+if __name__ == "__main__":
+    main()
