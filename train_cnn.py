@@ -10,8 +10,8 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
 import argparse
 
 import fer
-from fer import backend, cli, training
-from fer.models import ARCHITECTURES, build_cnn
+from fer import cli, training
+from fer.models import ARCHITECTURES
 
 
 def parse_args():
@@ -22,12 +22,12 @@ def parse_args():
                       help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
     arch.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
     arch.add_argument("--dropout", type=float, default=0.4)
+    arch.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
+                      help="leave out every BatchNormalization layer (ablation)")
     return parser.parse_args()
 
 
 def main():
-    import keras
-
     args = parse_args()
     settings = training.settings_from(args)
     paths = training.output_paths(args.model, args.figures, args.submission)
@@ -35,16 +35,7 @@ def main():
     test = cli.load_test(args.test) if args.test else None
     data = training.prepare_data(args.train, settings)
 
-    backend.set_precision(settings["precision"])
-    keras.utils.set_random_seed(settings["seed"])
-    model = build_cnn(args.arch, data["mean"], data["variance"], settings["augment"], args.width, args.dropout,
-                      settings["seed"], settings["augment_scale"])
-    run = training.describe_run(paths["model"].stem, args.arch, model, settings, data)
-    print(f"{run['name']}: {args.arch}, {run['trainable_parameters']:,} trainable parameters, "
-          f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
-          f"{backend.name()} on {run['device']}")
-
-    run.update(training.fit(model, data, settings, paths, fresh=args.fresh))
+    run = training.train_cnn(data, settings, paths, args.arch, args.width, args.dropout, fresh=args.fresh)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
 
 

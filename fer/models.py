@@ -28,46 +28,49 @@ def architecture(name, about):
     return register
 
 
-def _conv_bn(x, filters, activation="relu", kernel=3):
-    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False)(x)
-    x = BatchNorm()(x)
+def _conv_bn(x, filters, activation="relu", kernel=3, norm=BatchNorm):
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=norm is None)(x)  # BN's beta is the bias
+    if norm is not None:
+        x = norm()(x)
     return layers.LeakyReLU(0.1)(x) if activation == "leaky" else layers.Activation(activation)(x)
 
 
 @architecture("vgg", "project default: 4 VGG stages of two 3x3 conv+BN+ReLU (32-64-128-256), dense 256")
-def vgg(x, width=1.0, dropout=0.4):
+def vgg(x, width=1.0, dropout=0.4, norm=BatchNorm):
     for filters in (32, 64, 128, 256):
         filters = int(filters * width)
-        x = _conv_bn(x, filters)
-        x = _conv_bn(x, filters)
+        x = _conv_bn(x, filters, norm=norm)
+        x = _conv_bn(x, filters, norm=norm)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(0.1)(x)  # light: heavier per-stage dropout slowed short runs ~2x
     x = layers.Flatten()(x)
-    x = layers.Dense(int(256 * width), use_bias=False)(x)
-    x = BatchNorm()(x)
+    x = layers.Dense(int(256 * width), use_bias=norm is None)(x)
+    if norm is not None:
+        x = norm()(x)
     x = layers.Activation("relu")(x)
     return layers.Dropout(dropout)(x)
 
 
 @architecture("report5", "the best report's network: 5 conv blocks 64-512-512-256-128, LeakyReLU, dense 512-256")
-def report5(x, width=1.0, dropout=0.4):
+def report5(x, width=1.0, dropout=0.4, norm=BatchNorm):
     for filters in (64, 512, 512, 256, 128):
-        x = _conv_bn(x, int(filters * width), activation="leaky")
+        x = _conv_bn(x, int(filters * width), activation="leaky", norm=norm)
         x = layers.MaxPooling2D(2, padding="same")(x)
         x = layers.Dropout(dropout * 0.75)(x)
     x = layers.Flatten()(x)
     for units in (512, 256):
         x = layers.Dense(int(units * width))(x)
         x = layers.LeakyReLU(0.1)(x)
-        x = BatchNorm()(x)
+        if norm is not None:
+            x = norm()(x)
         x = layers.Dropout(dropout)(x)
     return x
 
 
 @architecture("report4", "a smaller report network: 4 conv blocks 32-64-64-32, dense 128")
-def report4(x, width=1.0, dropout=0.4):
+def report4(x, width=1.0, dropout=0.4, norm=BatchNorm):
     for filters in (32, 64, 64, 32):
-        x = _conv_bn(x, int(filters * width), activation="leaky")
+        x = _conv_bn(x, int(filters * width), activation="leaky", norm=norm)
         x = layers.MaxPooling2D(2, padding="same")(x)
         x = layers.Dropout(dropout * 0.5)(x)
     x = layers.Flatten()(x)
@@ -97,12 +100,12 @@ def classifier_head(x):
 
 
 def build_cnn(arch="vgg", mean=None, variance=None, augment="affine", width=1.0, dropout=0.4, seed=0,
-              augment_scale=1.0):
+              augment_scale=1.0, batchnorm=True):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     x = preprocessing(inputs, mean, variance, augment, seed, augment_scale)
-    x = ARCHITECTURES[arch](x, width=width, dropout=dropout)
+    x = ARCHITECTURES[arch](x, width=width, dropout=dropout, norm=BatchNorm if batchnorm else None)
     return keras.Model(inputs, classifier_head(x), name=f"cnn_{arch}")
 
 

@@ -37,7 +37,7 @@ PRESETS = {
     "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0),
 }
 DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
-                warmup_epochs=1, augment="affine", normalize=True)
+                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_model):
@@ -154,6 +154,22 @@ def compile_model(model, settings, steps_per_epoch):
                   metrics=["accuracy"])
 
 
+def train_cnn(data, settings, paths, arch="vgg", width=1.0, dropout=0.4, fresh=False):
+    """Build the CNN for these settings, say what it is, fit it; returns the run's summary dict."""
+    from .models import build_cnn
+
+    backend.set_precision(settings["precision"])
+    keras.utils.set_random_seed(settings["seed"])
+    model = build_cnn(arch, data["mean"], data["variance"], settings["augment"], width, dropout,
+                      settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"])
+    run = describe_run(paths["model"].stem, arch, model, settings, data)
+    print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
+          f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
+          f"{backend.name()} on {run['device']}", flush=True)
+    run.update(fit(model, data, settings, paths, fresh=fresh))
+    return run
+
+
 def fit(model, data, settings, paths, fresh=False):
     """Train with checkpoint-on-best, atomic CSV history, resume; returns the summary dict."""
     steps = -(-len(data["x_train"]) // settings["batch_size"])
@@ -214,6 +230,10 @@ def check_resume(resume_dir, settings, split, fresh):
         return
     before = json.loads(saved.read_text())
     now = json.loads(json.dumps(resume_key(settings, split)))
+    # A setting added since that run was started counts as unchanged when it holds its default.
+    for key, value in DEFAULTS.items():
+        if key not in before["settings"] and now["settings"].get(key) == value:
+            before["settings"][key] = value
     if before != now:
         changed = [k for k in sorted(set(before["settings"]) | set(now["settings"]))
                    if before["settings"].get(k) != now["settings"].get(k)]

@@ -30,3 +30,15 @@ def test_width_multiplier_scales_the_default():
 def test_a_single_layer_cannot_match_a_small_cnn_and_says_so():
     widths = match_widths(20_000, 1)  # one layer moves in steps of 2,314 parameters
     assert abs(dnn_parameters(widths) - 20_000) / 20_000 > 0.01
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_without_batchnorm_every_norm_layer_is_gone_and_convolutions_get_biases(arch):
+    import keras
+
+    with_bn, without = build_cnn(arch, width=0.25), build_cnn(arch, width=0.25, batchnorm=False)
+    kinds = lambda m: [type(layer) for layer in m.layers]  # noqa: E731
+    assert keras.layers.BatchNormalization in kinds(with_bn)
+    assert keras.layers.BatchNormalization not in kinds(without)
+    convs = [layer for layer in without.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.use_bias for layer in convs)
