@@ -170,6 +170,19 @@ def train_cnn(data, settings, paths, arch="vgg", width=1.0, dropout=0.4, fresh=F
     return run
 
 
+def finished_run(paths, settings, data):
+    """The summary of a run that already finished with these settings on this data, else None.
+
+    Lets the multi-run scripts (ablation, semi-supervised) pick up where an interrupted session stopped."""
+    if not (paths["summary"].exists() and paths["model"].exists() and paths["history"].exists()):
+        return None
+    summary = json.loads(paths["summary"].read_text())
+    same = (summary.get("settings") == json.loads(json.dumps({k: v for k, v in settings.items() if k != "preset"}))
+            and summary.get("split") == json.loads(json.dumps(data["split"]))
+            and summary.get("backend") == backend.name())
+    return summary if same else None
+
+
 def fit(model, data, settings, paths, fresh=False):
     """Train with checkpoint-on-best, atomic CSV history, resume; returns the summary dict."""
     steps = -(-len(data["x_train"]) // settings["batch_size"])

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""What do batch normalization and data augmentation each bring? Four runs of one CNN, one plot.
+
+The same architecture, seed, split and epochs, with and without BatchNormalization
+layers and with and without augmentation. Writes figures/ablation.png (validation
+accuracy per epoch, training accuracy dotted), figures/ablation.json and a table.
+Finished runs are reused, so an interrupted ablation continues where it stopped.
+
+    python ablation.py --data data/train.csv
+    python ablation.py --data data/train.csv --preset cpu --limit 6000 --epochs 6
+"""
+import argparse
+import json
+import re
+from argparse import Namespace
+from pathlib import Path
+
+import fer
+from fer import cli, training
+from fer.atomic import write_text
+from fer.models import ARCHITECTURES
+
+VARIANTS = {  # name: (batch norm, augmentation)
+    "BN + augmentation": (True, True),
+    "BN, no augmentation": (True, False),
+    "no BN, augmentation": (False, True),
+    "no BN, no augmentation": (False, False),
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, metavar="CSV", help="labeled faces (train.csv, fer2013.csv, .npz)")
+    parser.add_argument("--preset", default="auto", choices=[*training.PRESETS, "auto"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--limit", type=int, metavar="N", help="train on N rows of the training split")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--val-fraction", type=float)
+    parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--models", default="models/ablation", metavar="DIR", help="where the four runs go")
+    parser.add_argument("--out", default="figures", metavar="DIR")
+    parser.add_argument("--fresh", action="store_true", help="retrain every variant")
+    return parser.parse_args()
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def run_variant(name, batchnorm, augment, args, data, base):
+    settings = {**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none"}
+    paths = training.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
+    done = None if args.fresh else training.finished_run(paths, settings, data)
+    if done is not None:
+        print(f"{name}: reusing the finished run in {paths['model']}")
+        return done, training.read_history(paths["history"])
+    print(f"\n== {name}")
+    summary = training.train_cnn(data, settings, paths, args.arch, args.width, fresh=args.fresh)
+    training.write_summary(paths, summary)
+    return summary, training.read_history(paths["history"])
+
+
+def draw(results, title, path):
+    from fer.plots import plt, save
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (name, (summary, rows)), color in zip(results.items(), plt.cm.tab10.colors):
+        epochs = [r["epoch"] for r in rows]
+        ax.plot(epochs, [r["val_accuracy"] for r in rows], "o-", ms=3, color=color,
+                label=f"{name} (best {summary['best_val_accuracy']:.3f})")
+        ax.plot(epochs, [r["accuracy"] for r in rows], ":", color=color, alpha=0.7)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (validation solid, training dotted)")
+    ax.legend()
+    ax.set_title(title)
+    return save(fig, path)
+
+
+def main():
+    args = parse_args()
+    base = training.settings_from(Namespace(**{k: v for k, v in vars(args).items()
+                                               if k in ("preset", "epochs", "limit", "batch_size", "lr", "seed",
+                                                        "val_fraction")}))
+    data = training.prepare_data(args.data, base)
+    results = {name: run_variant(name, bn, aug, args, data, base) for name, (bn, aug) in VARIANTS.items()}
+
+    table = [{"variant": name, "batchnorm": VARIANTS[name][0], "augmentation": VARIANTS[name][1],
+              "best_val_accuracy": s["best_val_accuracy"], "best_epoch": s["best_epoch"], "epochs": s["epochs"],
+              "final_train_accuracy": round(rows[-1]["accuracy"], 4),
+              "trainable_parameters": s["trainable_parameters"], "wall_seconds": s["wall_seconds"]}
+             for name, (s, rows) in results.items()]
+    split = data["split"]
+    title = (f"Ablation: {args.arch}, {base['epochs']} epochs, {split['train_rows']:,} training rows, "
+             f"seed {base['seed']}")
+    figure = draw(results, title, Path(args.out) / "ablation.png")
+    record = {"title": title, "data": str(args.data), "settings": {k: v for k, v in base.items()},
+              "split": split, "runs": table}
+    write_text(Path(args.out) / "ablation.json", json.dumps(record, indent=2) + "\n")
+    training.print_table(title, [(r["variant"], f"best {r['best_val_accuracy']:.4f} at epoch {r['best_epoch']}"
+                                  f"   train {r['final_train_accuracy']:.4f}   {r['wall_seconds']:.0f} s")
+                                 for r in table])
+    print(f"wrote {figure}, {Path(args.out) / 'ablation.json'}")
+
+
+if __name__ == "__main__":
+    fer
+    cli.run(main)

@@ -1,0 +1,30 @@
+"""ablation.py: four runs that differ only in batch norm and augmentation, a plot, a table, reuse on rerun."""
+import json
+
+import keras
+
+from conftest import run_script
+from fer import cli
+
+TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3e-3", "--epochs", "2"]
+
+
+def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, capsys):
+    args = ["--data", synthetic_files["train"], *TINY, "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
+    assert run_script("ablation.py", *args) == 0
+    record = json.loads((tmp_path / "figs" / "ablation.json").read_text())
+    runs = {(r["batchnorm"], r["augmentation"]): r for r in record["runs"]}
+    assert set(runs) == {(True, True), (True, False), (False, True), (False, False)}
+    assert all(0 <= r["best_val_accuracy"] <= 1 and r["epochs"] == 2 for r in runs.values())
+    assert (tmp_path / "figs" / "ablation.png").read_bytes().startswith(b"\x89PNG")
+    for path in (tmp_path / "runs").glob("*.keras"):
+        model = cli.load_model(path)
+        has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+        has_aug = any(layer.name == "augment" for layer in model.layers)
+        assert has_bn == path.stem.startswith("bn"), path.stem
+        assert has_aug == ("no_augmentation" not in path.stem), path.stem
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.keras")}
+    capsys.readouterr()
+    assert run_script("ablation.py", *args) == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 4
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.keras")}
