@@ -12,7 +12,6 @@ Finished runs are reused, so an interrupted ablation continues where it stopped.
 import argparse
 import json
 import re
-from argparse import Namespace
 from pathlib import Path
 
 import fer
@@ -81,9 +80,7 @@ def draw(results, title, path):
 
 def main():
     args = parse_args()
-    base = training.settings_from(Namespace(**{k: v for k, v in vars(args).items()
-                                               if k in ("preset", "epochs", "limit", "batch_size", "lr", "seed",
-                                                        "val_fraction")}))
+    base = training.settings_from(args)  # the preset, then what the command line set
     data = training.prepare_data(args.data, base)
     results = {name: run_variant(name, bn, aug, args, data, base) for name, (bn, aug) in VARIANTS.items()}
 

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Semi-supervised learning by pseudo-labels: how far do unlabeled faces carry a model trained on few labels?
+
+For each labeled fraction of the training split (default 10%, 20%, 50%; stratified):
+  round 0  train on the labeled faces only (the supervised baseline);
+  round r  label the other faces (and, with --test, the test file) with the last model, keep those
+           predicted with probability >= --threshold, train a fresh model on labeled + pseudo-labeled.
+Every model is scored on the same validation split, next to one trained with all labels. The hidden
+labels of the unlabeled training faces are used for one thing only: to report how right the pseudo-labels
+were. Writes figures/semi_supervised.png, figures/semi_supervised.json and a table; finished runs are reused.
+
+    python semi_supervised.py --data data/train.csv --test data/test.csv
+    python semi_supervised.py --data data/train.csv --fractions 0.1 0.2 --rounds 2 --threshold 0.8
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import fer
+from fer import cli, training
+from fer.atomic import write_text
+from fer.errors import InputError
+from fer.models import ARCHITECTURES
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, metavar="CSV", help="labeled faces (train.csv, fer2013.csv, .npz)")
+    parser.add_argument("--test", metavar="CSV", help="also pseudo-label this unlabeled test.csv")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5],
+                        help="labeled shares of the training split (default 0.1 0.2 0.5)")
+    parser.add_argument("--rounds", type=int, default=2, help="pseudo-labelling rounds after the supervised one")
+    parser.add_argument("--threshold", type=float, default=0.8, help="keep pseudo-labels this confident (0.8)")
+    parser.add_argument("--preset", default="auto", choices=[*training.PRESETS, "auto"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--limit", type=int, metavar="N", help="use N rows of the training split in all")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-augment", dest="augment", action="store_const", const="none")
+    parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--models", default="models/semi", metavar="DIR")
+    parser.add_argument("--out", default="figures", metavar="DIR")
+    parser.add_argument("--fresh", action="store_true", help="retrain every run")
+    args = parser.parse_args()
+    if not all(0 < f < 1 for f in args.fractions):
+        raise InputError("--fractions", "each must be between 0 and 1")
+    if not 0 < args.threshold < 1 or args.rounds < 0:
+        raise InputError("--threshold/--rounds", "threshold must be in (0, 1) and rounds >= 0")
+    return args
+
+
+def labeled_rows(y, fraction, seed):
+    """A stratified, seeded choice of `fraction` of the rows, at least one per class present."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        rows.extend(rng.choice(members, max(1, round(fraction * len(members))), replace=False))
+    return np.sort(np.array(rows))
+
+
+def train(name, data, x, y_onehot, extra_split, settings, args):
+    """One model on (x, y); reused when a finished run with the same data description exists."""
+    run_data = {**data, "x_train": x, "y_train": y_onehot, "split": {**data["split"], **extra_split,
+                                                                     "train_rows": len(x)}}
+    paths = training.output_paths(Path(args.models) / f"{name}.keras", Path(args.models) / "figures")
+    done = None if args.fresh else training.finished_run(paths, settings, run_data)
+    if done is None:
+        print(f"\n== {name}: {len(x):,} training faces", flush=True)
+        done = training.train_cnn(run_data, settings, paths, args.arch, args.width, fresh=args.fresh)
+        training.write_summary(paths, done)
+    else:
+        print(f"{name}: reusing the finished run in {paths['model']}")
+    return done, paths["model"]
+
+
+def pseudo_label(model_path, x_unlabeled, threshold):
+    probabilities = cli.predict_probabilities([cli.load_model(model_path)], x_unlabeled)
+    keep = probabilities.max(1) >= threshold
+    return np.flatnonzero(keep), probabilities.argmax(1)[keep]
+
+
+def draw(results, full, title, path):
+    from fer.plots import plt, save
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (fraction, runs), color in zip(results.items(), plt.cm.tab10.colors):
+        rounds = [r["round"] for r in runs]
+        ax.plot(rounds, [r["val_accuracy"] for r in runs], "o-", color=color,
+                label=f"{fraction:.0%} labeled ({runs[0]['labeled_rows']:,} faces)")
+        for r in runs[1:]:
+            ax.annotate(f"+{r['pseudo_rows']:,}", (r["round"], r["val_accuracy"]), textcoords="offset points",
+                        xytext=(4, -12), fontsize=8, color=color)
+    ax.axhline(full, color="black", ls="--", lw=1, label=f"all labels ({full:.3f})")
+    ax.set_xticks(sorted({r["round"] for runs in results.values() for r in runs}))
+    ax.set_xlabel("round (0 = labeled faces only; annotation = pseudo-labeled faces added)")
+    ax.set_ylabel("best validation accuracy")
+    ax.legend()
+    ax.set_title(title)
+    return save(fig, path)
+
+
+def main():
+    args = parse_args()
+    settings = training.settings_from(args)  # the preset, then what the command line set
+    test = cli.load_test(args.test) if args.test else None
+    data = training.prepare_data(args.data, settings)
+    x_all, labels = data["x_train"], data["y_train"].argmax(1)
+    eye = np.eye(7, dtype="float32")
+    extra = test.x.reshape(-1, 48, 48, 1).astype("float32") if test is not None else np.zeros((0, 48, 48, 1), "float32")
+
+    full, _ = train("full_labels", data, x_all, data["y_train"], {"labeled_fraction": 1.0}, settings, args)
+    results, table = {}, []
+    for fraction in args.fractions:
+        labeled = labeled_rows(labels, fraction, settings["seed"])
+        hidden = np.setdiff1d(np.arange(len(x_all)), labeled)
+        unlabeled = np.concatenate([x_all[hidden], extra])
+        tag = f"f{round(fraction * 100):02d}"
+        described = {"labeled_fraction": fraction, "labeled_rows": int(len(labeled)),
+                     "unlabeled_rows": int(len(unlabeled)), "threshold": args.threshold}
+        summary, model_path = train(f"{tag}_round0", data, x_all[labeled], eye[labels[labeled]],
+                                    {**described, "round": 0}, settings, args)
+        runs = [dict(round=0, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled), pseudo_rows=0,
+                     pseudo_accuracy=None)]
+        for r in range(1, args.rounds + 1):
+            keep, guessed = pseudo_label(model_path, unlabeled, args.threshold)
+            from_train = keep < len(hidden)  # pseudo-labels whose true label we know (and only score)
+            right = float(np.mean(guessed[from_train] == labels[hidden[keep[from_train]]])) if from_train.any() \
+                else None
+            x = np.concatenate([x_all[labeled], unlabeled[keep]])
+            y = np.concatenate([eye[labels[labeled]], eye[guessed]])
+            summary, model_path = train(f"{tag}_round{r}", data, x, y, {**described, "round": r,
+                                                                        "pseudo_rows": int(len(keep))},
+                                        settings, args)
+            runs.append(dict(round=r, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled),
+                             pseudo_rows=int(len(keep)), pseudo_accuracy=None if right is None else round(right, 4)))
+            print(f"{tag} round {r}: {len(keep):,} pseudo-labels >= {args.threshold} "
+                  f"({'n/a' if right is None else f'{right:.1%} right'}), validation {summary['best_val_accuracy']:.4f}")
+        results[fraction] = runs
+        best = max(runs[1:], key=lambda run: run["val_accuracy"]) if len(runs) > 1 else runs[0]
+        table.append({"labeled_fraction": fraction, "labeled_rows": len(labeled),
+                      "supervised_val_accuracy": runs[0]["val_accuracy"],
+                      "semi_supervised_val_accuracy": best["val_accuracy"], "best_round": best["round"],
+                      "pseudo_rows": best["pseudo_rows"], "pseudo_label_accuracy": best["pseudo_accuracy"],
+                      "full_labels_val_accuracy": full["best_val_accuracy"], "rounds": runs})
+
+    split = data["split"]
+    title = (f"Pseudo-labels: {args.arch}, {settings['epochs']} epochs a run, threshold {args.threshold}, "
+             f"{split['train_rows']:,} training faces" + (f" + {len(extra):,} test faces" if len(extra) else ""))
+    figure = draw(results, full["best_val_accuracy"], title, Path(args.out) / "semi_supervised.png")
+    write_text(Path(args.out) / "semi_supervised.json", json.dumps(
+        {"title": title, "data": str(args.data), "test": args.test, "settings": settings, "split": split,
+         "threshold": args.threshold, "results": table}, indent=2) + "\n")
+    training.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
+                                  f"supervised {t['supervised_val_accuracy']:.4f}  ->  pseudo-labels "
+                                  f"{t['semi_supervised_val_accuracy']:.4f} (round {t['best_round']})")
+                                 for t in table] + [("all labels", f"{full['best_val_accuracy']:.4f}")])
+    print(f"wrote {figure}, {Path(args.out) / 'semi_supervised.json'}")
+
+
+if __name__ == "__main__":
+    fer
+    cli.run(main)

@@ -1,0 +1,35 @@
+"""semi_supervised.py: pseudo-labels from a model trained on a labeled fraction, scored on the same split."""
+import json
+
+import numpy as np
+
+from conftest import run_script, synthetic_faces, write_csv
+
+TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3e-3", "--epochs", "6",
+        "--no-augment"]
+
+
+def test_pseudo_labels_are_mostly_right_on_learnable_faces(tmp_path, capsys):
+    x, y = synthetic_faces(600, seed=8)
+    data = write_csv(tmp_path / "train.csv", x, y)
+    tx, _ = synthetic_faces(50, seed=9)
+    test = write_csv(tmp_path / "test.csv", tx, np.arange(50), header="id,feature")
+    args = ["--data", data, "--test", test, "--fractions", "0.5", "--rounds", "1", "--threshold", "0.6", *TINY,
+            "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
+    assert run_script("semi_supervised.py", *args) == 0
+    record = json.loads((tmp_path / "figs" / "semi_supervised.json").read_text())
+    (result,) = record["results"]
+    assert abs(result["labeled_rows"] - 240) <= 4  # half of the 480-face training split, per class rounded
+    round0, round1 = result["rounds"]
+    assert round0["val_accuracy"] > 0.6, result  # the supervised half learned the signal
+    assert round1["pseudo_rows"] > 100 and round1["pseudo_accuracy"] > 0.8, result
+    assert 0 <= result["full_labels_val_accuracy"] <= 1
+    assert (tmp_path / "figs" / "semi_supervised.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    assert run_script("semi_supervised.py", *args) == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 3
+
+
+def test_fractions_outside_zero_one_are_refused(tmp_path, capsys):
+    assert run_script("semi_supervised.py", "--data", tmp_path / "x.csv", "--fractions", "1.5") == 2
+    assert capsys.readouterr().err == "error: --fractions: each must be between 0 and 1\n"
