@@ -16,7 +16,7 @@ import numpy as np
 import fer
 from fer import CLASSES, cli
 
-DEFAULT_MODEL = "models/cnn.keras"
+DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 
 
 def parse_args():
@@ -82,7 +82,7 @@ def draw(results, path, log):
 
 def main():
     args = parse_args()
-    paths = args.model or [DEFAULT_MODEL]
+    paths = args.model or [cli.default_model()]
     models = [cli.load_model(p) for p in paths]
     faces, note = cli.load_validation(args.data, paths[0])
     results, report = [], {}

@@ -22,12 +22,12 @@ from fer import cli
 from fer.errors import InputError
 from fer.filters import ascend, ascend_one_by_one, conv_activations, feature_maps, resolve_layer
 
-DEFAULT_MODEL = "models/cnn.keras"
+DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="M.keras")
+    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
     parser.add_argument("--layer", action="append", metavar="NAME|INDEX",
                         help="layer name, or index among the convolutional layers (repeat; default 0 and -1)")
     parser.add_argument("--filters", type=int, default=32, help="how many filters per layer (default 32)")
@@ -92,6 +92,7 @@ def draw_feature_maps(panels, face, layer_name, path):
 
 def main():
     args = parse_args()
+    args.model = args.model or cli.default_model()
     model = cli.load_model(args.model)
     other = cli.load_model(args.compare) if args.compare else None
     face = None

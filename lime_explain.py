@@ -18,13 +18,13 @@ import fer
 from fer import CLASSES, cli
 from fer.explain import faces_to_explain
 
-DEFAULT_MODEL = "models/cnn.keras"
+DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime prints a bar per face; one line per face is printed instead
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="M.keras")
+    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
     parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
     parser.add_argument("--out", default="figures", metavar="DIR")
     parser.add_argument("--index", type=int, nargs=len(CLASSES), metavar="ROW",
@@ -86,6 +86,7 @@ def draw(faces, explanations, features, path):
 
 def main():
     args = parse_args()
+    args.model = args.model or cli.default_model()
     model = cli.load_model(args.model)
     faces, rows, _, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) with {args.samples} samples each")

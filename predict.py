@@ -15,7 +15,7 @@ import numpy as np
 import fer
 from fer import cli
 
-DEFAULT_MODEL = "models/cnn.keras"
+DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 
 
 def parse_args():
@@ -32,7 +32,7 @@ def parse_args():
 def main():
     args = parse_args()
     test = cli.load_test(args.test)
-    models = [cli.load_model(path) for path in args.model or [DEFAULT_MODEL]]
+    models = [cli.load_model(path) for path in args.model or [cli.default_model()]]
     started = time.perf_counter()
     probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
     labels = probabilities.argmax(1)

@@ -21,12 +21,12 @@ from fer.errors import InputError
 from fer.explain import CAM_METHODS, METHODS, explain, faces_to_explain, randomized_copy, rank_correlation
 from fer.filters import resolve_layer
 
-DEFAULT_MODEL = "models/cnn.keras"
+DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="M.keras")
+    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
     parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
     parser.add_argument("--out", default="figures", metavar="DIR")
     parser.add_argument("--method", action="append", choices=list(METHODS), help="repeat; default: all")
@@ -101,6 +101,7 @@ def draw_sanity(correlations, examples, face, path):
 
 def main():
     args = parse_args()
+    args.model = args.model or cli.default_model()
     model = cli.load_model(args.model)
     faces, rows, probabilities, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")

@@ -17,12 +17,12 @@ def set_precision(precision):
 
 
 def accelerator():
-    """'GPU: <name>' when the backend sees one, else 'CPU'."""
+    """'GPU: <name>' when the backend sees one, else 'CPU: <model name>, <n> cores'."""
     if name() == "jax":
         import jax
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        return f"GPU: {gpus[0].device_kind}" if gpus else "CPU"
+        return f"GPU: {gpus[0].device_kind}" if gpus else f"CPU: {cpu_name()}"
     if name() == "tensorflow":
         import tensorflow as tf
 
@@ -30,7 +30,21 @@ def accelerator():
         if gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
             return f"GPU: {details.get('device_name', gpus[0].name)}"
-    return "CPU"
+    return f"CPU: {cpu_name()}"
+
+
+def cpu_name():
+    """The processor's model name and core count, for the records (e.g. 'AMD EPYC 7B13, 2 cores')."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def has_gpu():

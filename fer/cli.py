@@ -9,6 +9,20 @@ from .atomic import write_text
 from .errors import InputError
 
 
+ROOT = Path(__file__).resolve().parent.parent
+TRAINED_MODEL = Path("models/cnn.keras")  # what train_cnn.py writes, relative to where it runs
+SHIPPED_MODEL = ROOT / "models" / "pretrained" / "cnn.keras"
+
+
+def default_model():
+    """The model a script uses without --model: the one you trained here, else the shipped one."""
+    if TRAINED_MODEL.exists() or not SHIPPED_MODEL.exists():
+        return str(TRAINED_MODEL)
+    print(f"using the shipped model {SHIPPED_MODEL.relative_to(ROOT)} (see models/pretrained/MODEL_CARD.md); "
+          "train your own with train_cnn.py or pass --model", file=sys.stderr)
+    return str(SHIPPED_MODEL)
+
+
 def run(main):
     """Call main(); bad input becomes one `error:` line on stderr and exit status 2."""
     try:

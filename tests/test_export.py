@@ -1,0 +1,41 @@
+"""export_model.py: a smaller file that predicts exactly the same; scripts fall back to the shipped model."""
+import numpy as np
+
+from conftest import read_rows, run_script, synthetic_faces
+from fer import cli
+
+
+def test_export_drops_optimizer_state_and_predicts_the_same(trained, tmp_path):
+    out = tmp_path / "shipped" / "cnn.keras"
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", out) == 0
+    assert out.stat().st_size < 0.6 * (trained / "cnn.keras").stat().st_size
+    x, _ = synthetic_faces(16, seed=3)
+    before = cli.load_model(trained / "cnn.keras").predict(x[..., None].astype("float32"), verbose=0)
+    after = cli.load_model(out).predict(x[..., None].astype("float32"), verbose=0)
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    card = (out.parent / "MODEL_CARD.md").read_text()
+    summary = (out.parent / "cnn_summary.json").read_text()
+    assert '"exported_from"' in summary and "best validation accuracy" in card and "| epoch |" in card
+    assert (out.parent / "cnn_history.csv").exists()
+
+
+def test_export_needs_the_training_records(tmp_path, trained, capsys):
+    lone = tmp_path / "lone.keras"
+    lone.write_bytes((trained / "cnn.keras").read_bytes())
+    assert run_script("export_model.py", lone, "--out", tmp_path / "out" / "cnn.keras") == 2
+    assert "needs lone_summary.json and lone_history.csv beside it" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_a_trained_model_predict_uses_the_shipped_one(trained, synthetic_files, tmp_path, monkeypatch,
+                                                              capsys):
+    shipped = tmp_path / "shipped" / "cnn.keras"
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", shipped) == 0
+    monkeypatch.chdir(tmp_path)  # no models/cnn.keras here
+    monkeypatch.setattr(cli, "SHIPPED_MODEL", shipped)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    capsys.readouterr()
+    assert run_script("predict.py", "--test", synthetic_files["test"], "--out", tmp_path / "sub.csv") == 0
+    assert "using the shipped model" in capsys.readouterr().err
+    rows = read_rows(tmp_path / "sub.csv")
+    assert len(rows) > 1 and set(rows[0]) == {"id", "label"}
