@@ -29,3 +29,12 @@ def test_submission_format(tmp_path):
     out = tmp_path / "submission.csv"
     write_submission(out, [5, 1, 9], [3, 0, 6])
     assert out.read_text() == "id,label\n5,3\n1,0\n9,6\n"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
