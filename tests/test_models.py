@@ -42,3 +42,17 @@ def test_without_batchnorm_every_norm_layer_is_gone_and_convolutions_get_biases(
     assert keras.layers.BatchNormalization not in kinds(without)
     convs = [layer for layer in without.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.use_bias for layer in convs)
+
+
+def test_forward_flops_counts_convolutions_and_dense_layers():
+    import keras
+
+    from fer.models import forward_flops
+
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(8, 5, padding="valid")(x)  # 24 -> 20
+    outputs = keras.layers.Dense(7)(keras.layers.Flatten()(x))
+    expected = 2 * (48 * 48 * 9 * 1 * 4 + 20 * 20 * 25 * 4 * 8 + 20 * 20 * 8 * 7)
+    assert forward_flops(keras.Model(inputs, outputs)) == expected
