@@ -240,9 +240,10 @@ def ablation_rows(record, blocks):
 
 def semi_rows(record, blocks):
     blocks.append(table(["labeled", "supervised only", "with pseudo-labels (best round)", "pseudo-labels added",
-                         "pseudo-labels right", "all labels"],
+                         "lowest confidence kept", "pseudo-labels right", "all labels"],
                         [(f"{t['labeled_fraction']:.0%} ({t['labeled_rows']:,})", f"{t['supervised_val_accuracy']:.4f}",
                           f"{t['semi_supervised_val_accuracy']:.4f} ({t['best_round']})", f"{t['pseudo_rows']:,}",
+                          "n/a" if t.get("confidence_cutoff") is None else f"{t['confidence_cutoff']:.2f}",
                           "n/a" if t["pseudo_label_accuracy"] is None else f"{t['pseudo_label_accuracy']:.1%}",
                           f"{t['full_labels_val_accuracy']:.4f}") for t in record["results"]]))
 

@@ -3,14 +3,15 @@
 
 For each labeled fraction of the training split (default 10%, 20%, 50%; stratified):
   round 0  train on the labeled faces only (the supervised baseline);
-  round r  label the other faces (and, with --test, the test file) with the last model, keep those
-           predicted with probability >= --threshold, train a fresh model on labeled + pseudo-labeled.
+  round r  label the other faces (and, with --test, the test file) with the last model, keep the most
+           confident --keep share of them (or those above --threshold), train a fresh model on labeled +
+           pseudo-labeled.
 Every model is scored on the same validation split, next to one trained with all labels. The hidden
 labels of the unlabeled training faces are used for one thing only: to report how right the pseudo-labels
 were. Writes figures/semi_supervised.png, figures/semi_supervised.json and a table; finished runs are reused.
 
     python semi_supervised.py --data data/train.csv --test data/test.csv
-    python semi_supervised.py --data data/train.csv --fractions 0.1 0.2 --rounds 2 --threshold 0.8
+    python semi_supervised.py --data data/train.csv --fractions 0.1 0.2 --rounds 2 --keep 0.5
 """
 import argparse
 import json
@@ -32,7 +33,10 @@ def parse_args():
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5],
                         help="labeled shares of the training split (default 0.1 0.2 0.5)")
     parser.add_argument("--rounds", type=int, default=2, help="pseudo-labelling rounds after the supervised one")
-    parser.add_argument("--threshold", type=float, default=0.8, help="keep pseudo-labels this confident (0.8)")
+    parser.add_argument("--keep", type=float, default=0.3,
+                        help="pseudo-label the most confident share of the unlabeled faces (default 0.3): a weak "
+                             "model trained with label smoothing is rarely 80%% sure of anything")
+    parser.add_argument("--threshold", type=float, help="instead of --keep: the faces predicted this confidently")
     parser.add_argument("--preset", default="auto", choices=[*training.PRESETS, "auto"])
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--limit", type=int, metavar="N", help="use N rows of the training split in all")
@@ -48,8 +52,8 @@ def parse_args():
     args = parser.parse_args()
     if not all(0 < f < 1 for f in args.fractions):
         raise InputError("--fractions", "each must be between 0 and 1")
-    if not 0 < args.threshold < 1 or args.rounds < 0:
-        raise InputError("--threshold/--rounds", "threshold must be in (0, 1) and rounds >= 0")
+    if not 0 < args.keep <= 1 or args.threshold is not None and not 0 < args.threshold < 1 or args.rounds < 0:
+        raise InputError("--keep/--threshold/--rounds", "keep must be in (0, 1], threshold in (0, 1), rounds >= 0")
     return args
 
 
@@ -78,10 +82,16 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
     return done, paths["model"]
 
 
-def pseudo_label(model_path, x_unlabeled, threshold):
+def pseudo_label(model_path, x_unlabeled, keep_share, threshold=None):
+    """Rows of x_unlabeled to pseudo-label, their guessed classes, and the lowest confidence kept."""
     probabilities = cli.predict_probabilities([cli.load_model(model_path)], x_unlabeled)
-    keep = probabilities.max(1) >= threshold
-    return np.flatnonzero(keep), probabilities.argmax(1)[keep]
+    confidence = probabilities.max(1)
+    if threshold is not None:
+        rows = np.flatnonzero(confidence >= threshold)
+    else:
+        rows = np.sort(np.argsort(-confidence, kind="stable")[:round(keep_share * len(confidence))])
+    cutoff = float(confidence[rows].min()) if len(rows) else None
+    return rows, probabilities.argmax(1)[rows], cutoff
 
 
 def draw(results, full, title, path):
@@ -121,40 +131,46 @@ def main():
         unlabeled = np.concatenate([x_all[hidden], extra])
         tag = f"f{round(fraction * 100):02d}"
         described = {"labeled_fraction": fraction, "labeled_rows": int(len(labeled)),
-                     "unlabeled_rows": int(len(unlabeled)), "threshold": args.threshold}
+                     "unlabeled_rows": int(len(unlabeled))}
+        selection = f"p >= {args.threshold}" if args.threshold is not None else f"top {args.keep:.0%}"
         summary, model_path = train(f"{tag}_round0", data, x_all[labeled], eye[labels[labeled]],
                                     {**described, "round": 0}, settings, args)
         runs = [dict(round=0, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled), pseudo_rows=0,
-                     pseudo_accuracy=None)]
+                     pseudo_accuracy=None, cutoff=None)]
         for r in range(1, args.rounds + 1):
-            keep, guessed = pseudo_label(model_path, unlabeled, args.threshold)
+            keep, guessed, cutoff = pseudo_label(model_path, unlabeled, args.keep, args.threshold)
+            if len(keep) == 0:
+                print(f"{tag} round {r}: no face predicted with p >= {args.threshold}; no more rounds")
+                break
             from_train = keep < len(hidden)  # pseudo-labels whose true label we know (and only score)
             right = float(np.mean(guessed[from_train] == labels[hidden[keep[from_train]]])) if from_train.any() \
                 else None
             x = np.concatenate([x_all[labeled], unlabeled[keep]])
             y = np.concatenate([eye[labels[labeled]], eye[guessed]])
-            summary, model_path = train(f"{tag}_round{r}", data, x, y, {**described, "round": r,
+            summary, model_path = train(f"{tag}_round{r}", data, x, y, {**described, "round": r, "selection": selection,
                                                                         "pseudo_rows": int(len(keep))},
                                         settings, args)
             runs.append(dict(round=r, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled),
-                             pseudo_rows=int(len(keep)), pseudo_accuracy=None if right is None else round(right, 4)))
-            print(f"{tag} round {r}: {len(keep):,} pseudo-labels >= {args.threshold} "
-                  f"({'n/a' if right is None else f'{right:.1%} right'}), validation {summary['best_val_accuracy']:.4f}")
+                             pseudo_rows=int(len(keep)), pseudo_accuracy=None if right is None else round(right, 4),
+                             cutoff=round(cutoff, 4)))
+            print(f"{tag} round {r}: {len(keep):,} pseudo-labels ({selection}, p >= {cutoff:.2f}; "
+                  f"{'n/a' if right is None else f'{right:.1%} right'}), validation {summary['best_val_accuracy']:.4f}")
         results[fraction] = runs
         best = max(runs[1:], key=lambda run: run["val_accuracy"]) if len(runs) > 1 else runs[0]
         table.append({"labeled_fraction": fraction, "labeled_rows": len(labeled),
                       "supervised_val_accuracy": runs[0]["val_accuracy"],
                       "semi_supervised_val_accuracy": best["val_accuracy"], "best_round": best["round"],
                       "pseudo_rows": best["pseudo_rows"], "pseudo_label_accuracy": best["pseudo_accuracy"],
+                      "confidence_cutoff": best["cutoff"],
                       "full_labels_val_accuracy": full["best_val_accuracy"], "rounds": runs})
 
     split = data["split"]
-    title = (f"Pseudo-labels: {args.arch}, {settings['epochs']} epochs a run, threshold {args.threshold}, "
+    title = (f"Pseudo-labels: {args.arch}, {settings['epochs']} epochs a run, {selection} pseudo-labeled, "
              f"{split['train_rows']:,} training faces" + (f" + {len(extra):,} test faces" if len(extra) else ""))
     figure = draw(results, full["best_val_accuracy"], title, Path(args.out) / "semi_supervised.png")
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
         {"title": title, "data": str(args.data), "test": args.test, "settings": settings, "split": split,
-         "threshold": args.threshold, "results": table}, indent=2) + "\n")
+         "selection": selection, "results": table}, indent=2) + "\n")
     training.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
                                   f"supervised {t['supervised_val_accuracy']:.4f}  ->  pseudo-labels "
                                   f"{t['semi_supervised_val_accuracy']:.4f} (round {t['best_round']})")

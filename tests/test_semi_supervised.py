@@ -14,7 +14,7 @@ def test_pseudo_labels_are_mostly_right_on_learnable_faces(tmp_path, capsys):
     data = write_csv(tmp_path / "train.csv", x, y)
     tx, _ = synthetic_faces(50, seed=9)
     test = write_csv(tmp_path / "test.csv", tx, np.arange(50), header="id,feature")
-    args = ["--data", data, "--test", test, "--fractions", "0.5", "--rounds", "1", "--threshold", "0.6", *TINY,
+    args = ["--data", data, "--test", test, "--fractions", "0.5", "--rounds", "1", "--keep", "0.5", *TINY,
             "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
     assert run_script("semi_supervised.py", *args) == 0
     record = json.loads((tmp_path / "figs" / "semi_supervised.json").read_text())
@@ -22,7 +22,8 @@ def test_pseudo_labels_are_mostly_right_on_learnable_faces(tmp_path, capsys):
     assert abs(result["labeled_rows"] - 240) <= 4  # half of the 480-face training split, per class rounded
     round0, round1 = result["rounds"]
     assert round0["val_accuracy"] > 0.6, result  # the supervised half learned the signal
-    assert round1["pseudo_rows"] > 100 and round1["pseudo_accuracy"] > 0.8, result
+    unlabeled = 480 - result["labeled_rows"] + 50  # the hidden half of the training split, and the test file
+    assert round1["pseudo_rows"] == round(0.5 * unlabeled) and round1["pseudo_accuracy"] > 0.8, result
     assert 0 <= result["full_labels_val_accuracy"] <= 1
     assert (tmp_path / "figs" / "semi_supervised.png").read_bytes().startswith(b"\x89PNG")
     capsys.readouterr()
@@ -33,3 +34,5 @@ def test_pseudo_labels_are_mostly_right_on_learnable_faces(tmp_path, capsys):
 def test_fractions_outside_zero_one_are_refused(tmp_path, capsys):
     assert run_script("semi_supervised.py", "--data", tmp_path / "x.csv", "--fractions", "1.5") == 2
     assert capsys.readouterr().err == "error: --fractions: each must be between 0 and 1\n"
+    assert run_script("semi_supervised.py", "--data", tmp_path / "x.csv", "--keep", "0") == 2
+    assert "--keep/--threshold/--rounds" in capsys.readouterr().err
