@@ -59,7 +59,9 @@ def draw_patterns(panels, layer_name, path):
             ax.axis("off")
         for ax, img, act, f in zip(axes.ravel(), images, activation, ids):
             lo, hi = np.percentile(img, (1, 99))
-            ax.imshow(img, cmap="gray", vmin=lo, vmax=max(hi, lo + 1))
+            if hi - lo < 1:  # a flat pattern (a filter that wants uniform brightness): show its grey level
+                lo, hi = 0, 255
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
             ax.set_title(f"#{f}  {act:.2f}", fontsize=8)
         sub.suptitle(title, fontsize=11)
     fig.suptitle(f"Inputs that maximize each filter of {layer_name} (title: filter id, mean activation)")

@@ -272,7 +272,9 @@ def figures_section(title, files, error, captions, command, blocks):
     if not pngs:
         blocks.append(missing(f"{title.lower()} ({error})", command))
     for path in pngs:
-        caption = next((text for key, text in captions.items() if key in path.name), path.stem)
+        key, caption = next(((key, text) for key, text in captions.items() if key in path.name), ("", path.stem))
+        if key.endswith("_"):  # one figure per layer: say which
+            caption += f", layer {path.stem[path.stem.index(key) + len(key):]}"
         blocks.append(image(path, caption))
 
 
