@@ -22,3 +22,25 @@ def test_precision_switch_and_device():
     finally:
         backend.set_precision("float32")
     assert backend.accelerator().startswith(("CPU: ", "GPU: "))
+
+
+def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
+    import argparse
+
+    from fer import training
+
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser, "models/cnn.keras")
+    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu"])
+    monkeypatch.setattr(backend, "name", lambda: "tensorflow")
+    monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert training.settings_from(args)["precision"] == "bfloat16"
+    monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "fma"})
+    assert training.settings_from(args)["precision"] == "float32"
+    monkeypatch.setattr(backend, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(backend, "name", lambda: "jax")
+    assert training.settings_from(args)["precision"] == "float32"
+    # an explicit flag wins
+    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu", "--precision", "float32"])
+    monkeypatch.setattr(backend, "name", lambda: "tensorflow")
+    assert training.settings_from(args)["precision"] == "float32"
