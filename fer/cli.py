@@ -51,7 +51,32 @@ def load_model(path):
     shape = tuple(model.inputs[0].shape[1:])
     if shape != (48, 48, 1):
         raise InputError(path, f"model input is {shape}, expected (48, 48, 1) grayscale faces")
-    return model
+    return in_float32(model)
+
+
+def in_float32(model):
+    """The same model computing in float32.
+
+    A model trained in mixed precision is saved with its 16-bit policy and would load computing in
+    bfloat16: ten times slower on CPUs without AMX, and too coarse for gradients of explanations.
+    Its weights are float32 either way, so rebuilding from the config with float32 policies is exact.
+    """
+    import keras
+
+    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
+    if policies <= {"float32"}:
+        return model
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            return {key: to_float32(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return "float32" if node in ("mixed_bfloat16", "mixed_float16") else node
+
+    rebuilt = model.__class__.from_config(to_float32(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def predict_probabilities(models, x, tta=False, batch_size=256):

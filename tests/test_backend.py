@@ -44,3 +44,27 @@ def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
     args = parser.parse_args(["--train", "x.csv", "--preset", "cpu", "--precision", "float32"])
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
     assert training.settings_from(args)["precision"] == "float32"
+
+
+def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
+    import keras
+
+    from fer import cli, models
+
+    backend.set_precision("bfloat16")
+    try:
+        model = models.build_cnn("vgg", mean=100.0, variance=2500.0, width=0.25)
+        model.save(tmp_path / "bf16.keras")
+        weights = model.get_weights()
+    finally:
+        backend.set_precision("float32")
+    assert {layer.dtype_policy.name for layer in model.layers} >= {"mixed_bfloat16"}
+    loaded = cli.load_model(tmp_path / "bf16.keras")
+    assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"float32"}
+    for before, after in zip(weights, loaded.get_weights()):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+    x = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 1)).astype("float32")
+    probabilities = loaded.predict(x, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    assert isinstance(loaded, keras.Model)
