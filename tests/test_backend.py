@@ -35,15 +35,17 @@ def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
     assert training.settings_from(args)["precision"] == "bfloat16"
+    assert training.settings_from(args)["epochs"] == 20  # the 30-minute budget buys more epochs
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "fma"})
     assert training.settings_from(args)["precision"] == "float32"
+    assert training.settings_from(args)["epochs"] == 8
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"amx_bf16"})
     monkeypatch.setattr(backend, "name", lambda: "jax")
     assert training.settings_from(args)["precision"] == "float32"
     # an explicit flag wins
-    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu", "--precision", "float32"])
+    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu", "--precision", "float32", "--epochs", "3"])
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
-    assert training.settings_from(args)["precision"] == "float32"
+    assert (training.settings_from(args)["precision"], training.settings_from(args)["epochs"]) == ("float32", 3)
 
 
 def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
