@@ -72,6 +72,7 @@ def draw(results, title, path):
                 label=f"{name} (best {summary['best_val_accuracy']:.3f})")
         ax.plot(epochs, [r["accuracy"] for r in rows], ":", color=color, alpha=0.7)
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
     ax.set_ylabel("accuracy (validation solid, training dotted)")
     ax.legend()
     ax.set_title(title)

@@ -107,6 +107,7 @@ def draw(results, full, title, path):
                         xytext=(4, -12), fontsize=8, color=color)
     ax.axhline(full, color="black", ls="--", lw=1, label=f"all labels ({full:.3f})")
     ax.set_xticks(sorted({r["round"] for runs in results.values() for r in runs}))
+    ax.margins(x=0.12)  # room for the annotations right of the last round
     ax.set_xlabel("round (0 = labeled faces only; annotation = pseudo-labeled faces added)")
     ax.set_ylabel("best validation accuracy")
     ax.legend()

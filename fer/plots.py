@@ -27,6 +27,7 @@ def history_figure(rows, path, title):
         ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")
         ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(name)
         ax.legend()
     acc_ax.annotate(f"best {best['val_accuracy']:.4f}\n(epoch {best['epoch']})",
