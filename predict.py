@@ -4,8 +4,13 @@
 Several --model flags average the models' probabilities; --tta also averages
 each image with its mirror image. With a labeled file (label,feature or
 fer2013.csv, whose PrivateTest rows are predicted) it also prints accuracy.
+--validate scores the same ensemble, with and without flips, on the validation
+split the (first) model was trained without: choose models and --tta by it,
+not by the test file.
 
     python predict.py --model models/cnn.keras --test data/test.csv --out submission.csv
+    python predict.py --model models/cnn.keras --model models/cnn2.keras --tta --test data/test.csv \
+        --validate data/train.csv
 """
 import argparse
 import time
@@ -26,13 +31,31 @@ def parse_args():
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
     parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
+                                                         "accuracy of each model and of the ensemble, +/- flips")
     return parser.parse_args()
+
+
+def validation_table(paths, models, val, note, data_path, batch_size):
+    """Accuracy on the held-out split of each model and of all of them averaged, with and without flips."""
+    rows = [(str(path), [model]) for path, model in zip(paths, models)]
+    if len(models) > 1:
+        rows.append((f"ensemble of {len(models)}", models))
+    print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
+    print(f"{'model':44s} {'plain':>7s} {'flip TTA':>9s}")
+    for name, members in rows:
+        plain, flipped = (np.mean(cli.predict_probabilities(members, val.x, tta, batch_size).argmax(1) == val.y)
+                          for tta in (False, True))
+        print(f"{name:44s} {plain:7.4f} {flipped:9.4f}")
 
 
 def main():
     args = parse_args()
     test = cli.load_test(args.test)
-    models = [cli.load_model(path) for path in args.model or [cli.default_model()]]
+    paths = args.model or [cli.default_model()]
+    models = [cli.load_model(path) for path in paths]
+    # read before anything is written: a bad --validate file leaves no half-finished outputs
+    val, note = cli.load_validation(args.validate, paths[0]) if args.validate else (None, None)
     started = time.perf_counter()
     probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
     labels = probabilities.argmax(1)
@@ -43,6 +66,8 @@ def main():
     print(f"predicted classes: {cli.class_counts(labels)}")
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
+    if args.validate:
+        validation_table(paths, models, val, note, args.validate, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -135,3 +135,34 @@ def test_jax_backend_trains_and_its_model_loads_here(synthetic_files, tmp_path):
     here = cli.predict_probabilities([model], load_faces(synthetic_files["test"]).x).argmax(1)
     there = np.array([int(r["label"]) for r in read_rows(tmp_path / "jax_submission.csv")])
     assert np.mean(here == there) >= 0.98
+
+
+def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "sub.csv"
+    model = trained / "cnn.keras"
+    assert run_script("predict.py", "--model", model, "--model", model, "--test", synthetic_files["test"],
+                      "--out", out, "--validate", synthetic_files["train"]) == 0
+    printed = capsys.readouterr().out
+    split = json.loads((trained / "cnn_summary.json").read_text())["split"]
+    assert f"validation accuracy on {split['val_rows']:,} faces" in printed and "the split used in training" in printed
+    rows = {line.rsplit(None, 2)[0]: line.split()[-2:] for line in printed.splitlines()
+            if line.startswith((str(model), "ensemble of 2"))}
+    assert set(rows) == {str(model), "ensemble of 2"}
+    plain, flipped = map(float, rows[str(model)])
+    best = json.loads((trained / "cnn_summary.json").read_text())["best_val_accuracy"]
+    assert abs(plain - best) < 1e-3  # the same faces Keras validated on during training
+    assert flipped < plain - 0.1  # mirrored synthetic classes: flips must hurt here
+    assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
+
+
+def test_predict_refuses_a_bad_validate_file_before_writing(trained, synthetic_files, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,feature\n3,1 2 3\n")
+    out = tmp_path / "sub.csv"
+    assert run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["test"],
+                      "--out", out, "--validate", bad) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
