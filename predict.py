@@ -38,15 +38,18 @@ def parse_args():
 
 def validation_table(paths, models, val, note, data_path, batch_size):
     """Accuracy on the held-out split of each model and of all of them averaged, with and without flips."""
-    rows = [(str(path), [model]) for path, model in zip(paths, models)]
+    # Each model sees each view (faces, mirrored faces) once; every row of the table averages these.
+    views = [[cli.predict_probabilities([model], x, batch_size=batch_size) for x in (val.x, val.x[:, :, ::-1])]
+             for model in models]
+    rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
-        rows.append((f"ensemble of {len(models)}", models))
+        rows.append((f"ensemble of {len(models)}", views))
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
     print(f"{'model':44s} {'plain':>7s} {'flip TTA':>9s}")
     for name, members in rows:
-        plain, flipped = (np.mean(cli.predict_probabilities(members, val.x, tta, batch_size).argmax(1) == val.y)
-                          for tta in (False, True))
-        print(f"{name:44s} {plain:7.4f} {flipped:9.4f}")
+        plain = np.mean([plain for plain, _ in members], axis=0)
+        flipped = np.mean([view for member in members for view in member], axis=0)
+        print(f"{name:44s} {np.mean(plain.argmax(1) == val.y):7.4f} {np.mean(flipped.argmax(1) == val.y):9.4f}")
 
 
 def main():

@@ -38,21 +38,21 @@ def cpu_name():
     import os
     import platform
 
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    name = cpuinfo("model name") or platform.processor() or platform.machine()
     return f"{name}, {os.cpu_count()} cores"
 
 
-def cpu_flags():
+def cpuinfo(field):
+    """The first value of a /proc/cpuinfo field, or '' where there is no such file or field."""
     try:
         with open("/proc/cpuinfo") as f:
-            return set(next(line.split(":", 1)[1].split() for line in f if line.startswith("flags")))
-    except (OSError, StopIteration):
-        return set()
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(field)), "")
+    except OSError:
+        return ""
+
+
+def cpu_flags():
+    return set(cpuinfo("flags").split())
 
 
 def cpu_bfloat16_is_fast():

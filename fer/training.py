@@ -89,10 +89,12 @@ def settings_from(args):
         value = getattr(args, key, None)
         if value is not None:
             chosen[key] = value
-    if chosen["precision"] == "auto":
-        chosen["precision"] = "bfloat16" if backend.cpu_bfloat16_is_fast() else "float32"
-    if chosen["epochs"] == "auto":
-        chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and backend.cpu_bfloat16_is_fast() else 8
+    if "auto" in (chosen["precision"], chosen["epochs"]):
+        fast_bfloat16 = backend.cpu_bfloat16_is_fast()
+        if chosen["precision"] == "auto":
+            chosen["precision"] = "bfloat16" if fast_bfloat16 else "float32"
+        if chosen["epochs"] == "auto":
+            chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
     if not 0 < chosen["val_fraction"] < 1:
         raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
     if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
