@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Compare training runs: validation accuracy against epoch and against wall time on one figure, and a
+markdown table of each run's recipe and result. Reads the records train_cnn.py writes beside each model
+(NAME_history.csv, NAME_summary.json), so it needs no model file and no data.
+
+    python bench/curves.py models/cnn_cpu.keras models/cnn_gpu.keras --out bench/results/recipes.png
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fer import cli, plots  # noqa: E402
+from fer.atomic import write_text  # noqa: E402
+from fer.errors import InputError  # noqa: E402
+from fer.training import read_history  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="M.keras", help="models (or their _history.csv) to compare")
+    parser.add_argument("--out", default="figures/recipes.png", metavar="PNG")
+    parser.add_argument("--table", metavar="MD", help="also write the table to this markdown file")
+    return parser.parse_args()
+
+
+def records(run):
+    """History rows and summary of one run, from the model path or its history CSV."""
+    run = Path(run)
+    stem = run.stem[:-len("_history")] if run.stem.endswith("_history") else run.stem
+    history_path, summary_path = run.with_name(f"{stem}_history.csv"), run.with_name(f"{stem}_summary.json")
+    if not history_path.exists():
+        raise InputError(run, f"needs {history_path.name} beside it (the record train_cnn.py writes)")
+    history = read_history(history_path)
+    if not history:
+        raise InputError(history_path, "no epochs recorded")
+    # a run still training has no summary yet
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return stem, history, summary
+
+
+def recipe(summary):
+    """The settings that differ between runs, in a few words."""
+    s = summary.get("settings")
+    if not s:
+        return "(still training: no summary yet)"
+    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')}, "
+            f"aug x{s.get('augment_scale')}, {summary.get('precision')}")
+
+
+def table(runs):
+    lines = ["| run | recipe | best validation | epoch | wall time | images/s | device |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for name, history, summary in runs:
+        best = max(history, key=lambda r: r["val_accuracy"])
+        wall = summary.get("wall_seconds", sum(r["epoch_seconds"] for r in history))
+        rate = summary.get("train_images_per_second")
+        lines.append(f"| {name} | {recipe(summary)} | {best['val_accuracy']:.4f} | {best['epoch']} of "
+                     f"{len(history)} | {wall:,.0f} s | {f'{rate:.0f}' if rate else '?'} | "
+                     f"{summary.get('device', '?')}, {summary.get('backend', '?')} |")
+    return "\n".join(lines) + "\n"
+
+
+def curves_figure(runs, path):
+    fig, (by_epoch, by_time) = plots.plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for name, history, summary in runs:
+        val = [r["val_accuracy"] for r in history]
+        seconds, elapsed = [], 0.0
+        for r in history:
+            elapsed += r["epoch_seconds"]
+            seconds.append(elapsed / 60)
+        label = f"{name} ({max(val):.4f})"
+        by_epoch.plot([r["epoch"] for r in history], val, "-", lw=1.5, label=label)
+        by_time.plot(seconds, val, "-", lw=1.5, label=label)
+    by_epoch.set_xlabel("epoch")
+    by_time.set_xlabel("wall time (minutes)")
+    by_epoch.set_ylabel("validation accuracy")
+    by_epoch.set_title("validation accuracy by epoch")
+    by_time.set_title("validation accuracy by wall time")
+    by_epoch.legend(loc="lower right")
+    return plots.save(fig, path)
+
+
+def main():
+    args = parse_args()
+    runs = [records(run) for run in args.runs]
+    text = table(runs)
+    print(text, end="")
+    curves_figure(runs, Path(args.out))
+    if args.table:
+        write_text(args.table, text)
+    print(f"wrote {args.out}" + (f", {args.table}" if args.table else ""))
+
+
+if __name__ == "__main__":
+    cli.run(main)

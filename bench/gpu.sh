@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The GPU measurements of the default recipe in one command, sized for a rented GPU billed by the minute:
+#   1. bench/speed.py figures for train_cnn.py --preset gpu: time to 70% validation, time to the final
+#      model, training images/s, share of the FLOP peak (JSON line);
+#   2. bench/pipeline.py: (a) project pipeline, (b) ready tensors, (c) ImageDataGenerator (JSON line);
+#   3. if time is left, a second seed, then both models and their ensemble with and without flips on
+#      the validation split (predict.py --validate).
+# Each training resumes where a killed call left it: run the same command again on the same machine.
+# What comes back goes to $OUT (default gpu_out/): exported models (no optimizer state), their records,
+# and gpu.log with every figure. Works on a machine with JAX and no network when .whl/ holds the
+# keras, namex and optree wheels, fetched beforehand with
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
+# elsewhere it uses the installed keras.
+#
+#   bash bench/gpu.sh                                                   # the full check, data/train.npz.xz
+#   BUDGET_S=120 TRAIN_ARGS="--preset smoke" DATA=data/sample/train.csv.xz bash bench/gpu.sh   # a dry run
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# the 28,709 labeled faces: the .npz (49 MiB) is the smallest form to copy to a GPU box without network
+DATA=${DATA:-$( [ -f data/train.npz.xz ] && echo data/train.npz.xz || echo data/train.csv )}
+OUT=${OUT:-gpu_out}
+MODELS=${MODELS:-models}              # checkpoints and resume backups stay here, on the machine
+BUDGET_S=${BUDGET_S:-540}            # stop starting work after this many seconds (one call has 600)
+TRAIN_ARGS=${TRAIN_ARGS:---preset gpu}
+PIPELINE_ARGS=${PIPELINE_ARGS:---steps 200 --warmup 20 --precision bfloat16}
+PYTHON=${PYTHON:-python3}
+mkdir -p "$OUT" "$MODELS"
+LOG="$OUT/gpu.log"
+
+if compgen -G ".whl/*.whl" > /dev/null; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export KERAS_BACKEND=${KERAS_BACKEND:-jax}
+
+say() { echo "== $* ($SECONDS s)" | tee -a "$LOG"; }
+left() { echo $((BUDGET_S - SECONDS)); }
+
+# Train one model within what is left of the budget; a killed run resumes on the next call.
+train() {
+    local name=$1 seed=$2
+    if [ "$(left)" -lt 30 ]; then say "no time left for $name"; return 1; fi
+    say "train $name (seed $seed, at most $(left) s)"
+    # shellcheck disable=SC2086
+    timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" --model "$MODELS/$name.keras" --figures "$MODELS" \
+        --seed "$seed" $TRAIN_ARGS 2>&1 | tee -a "$LOG"
+    local status=${PIPESTATUS[0]}
+    if [ "$status" -ne 0 ]; then say "$name stopped with status $status: run again to resume"; return 1; fi
+}
+
+# Bring a model back without its optimizer state, with its history and summary.
+bring_back() {
+    local name=$1 tmp
+    tmp=$(mktemp -d)
+    "$PYTHON" export_model.py "$MODELS/$name.keras" --out "$tmp/$name.keras" >> "$LOG" 2>&1 &&
+        cp "$tmp/$name.keras" "$tmp/${name}_summary.json" "$tmp/${name}_history.csv" "$OUT/"
+    rm -rf "$tmp"
+}
+
+say "device: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'), backend $KERAS_BACKEND"
+if train cnn_gpu 0; then
+    "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_gpu.keras" 2>&1 | tee -a "$LOG"
+    bring_back cnn_gpu
+fi
+if [ "$(left)" -gt 60 ]; then
+    say "pipeline overhead"
+    # shellcheck disable=SC2086
+    timeout "$(left)" "$PYTHON" bench/pipeline.py --data "$DATA" $PIPELINE_ARGS 2>&1 | tee -a "$LOG"
+fi
+if [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
+    bring_back cnn_gpu_s1
+    say "validation: each model and the ensemble, with and without flips"
+    "$PYTHON" predict.py --model "$MODELS/cnn_gpu.keras" --model "$MODELS/cnn_gpu_s1.keras" --tta \
+        --test data/sample/test.csv.xz --out /tmp/sample_submission.csv --validate "$DATA" 2>&1 | tee -a "$LOG"
+fi
+say "done; in $OUT: $(ls "$OUT" | tr '\n' ' ')"
