@@ -381,4 +381,4 @@ def describe_run(name, architecture, model, settings, data):
             "total_parameters": int(model.count_params()), "preset": settings["preset"],
             "settings": {k: v for k, v in settings.items() if k != "preset"}, "precision": settings["precision"],
             "backend": backend.name(), "device": backend.accelerator(), "split": data["split"],
-            "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d")}
