@@ -46,7 +46,7 @@ def recipe(summary):
     s = summary.get("settings")
     if not s:
         return "(still training: no summary yet)"
-    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')}, "
+    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} wd {s.get('weight_decay')}, "
             f"aug x{s.get('augment_scale')}, {summary.get('precision')}")
 
 
