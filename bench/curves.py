@@ -8,6 +8,7 @@ markdown table of each run's recipe and result. Reads the records train_cnn.py w
 import argparse
 import json
 import sys
+from itertools import accumulate
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,8 +47,8 @@ def recipe(summary):
     s = summary.get("settings")
     if not s:
         return "(still training: no summary yet)"
-    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} wd {s.get('weight_decay')}, "
-            f"aug x{s.get('augment_scale')}, {summary.get('precision')}")
+    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} "
+            f"wd {s.get('weight_decay')}, aug x{s.get('augment_scale')}, {summary.get('precision')}")
 
 
 def table(runs):
@@ -67,13 +68,10 @@ def curves_figure(runs, path):
     fig, (by_epoch, by_time) = plots.plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for name, history, summary in runs:
         val = [r["val_accuracy"] for r in history]
-        seconds, elapsed = [], 0.0
-        for r in history:
-            elapsed += r["epoch_seconds"]
-            seconds.append(elapsed / 60)
+        minutes = [seconds / 60 for seconds in accumulate(r["epoch_seconds"] for r in history)]
         label = f"{name} ({max(val):.4f})"
         by_epoch.plot([r["epoch"] for r in history], val, "-", lw=1.5, label=label)
-        by_time.plot(seconds, val, "-", lw=1.5, label=label)
+        by_time.plot(minutes, val, "-", lw=1.5, label=label)
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("wall time (minutes)")
     by_epoch.set_ylabel("validation accuracy")
