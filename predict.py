@@ -6,7 +6,8 @@ each image with its mirror image. With a labeled file (label,feature or
 fer2013.csv, whose PrivateTest rows are predicted) it also prints accuracy.
 --validate scores the same ensemble, with and without flips, on the validation
 split the (first) model was trained without: choose models and --tta by it,
-not by the test file.
+not by the test file. --fit adds each model's accuracy on its own training faces (no augmentation),
+to tell underfitting from overfitting.
 
     python predict.py --model models/cnn.keras --test data/test.csv --out submission.csv
     python predict.py --model models/cnn.keras --model models/cnn2.keras --tta --test data/test.csv \
@@ -19,6 +20,7 @@ import numpy as np
 
 import fer
 from fer import cli
+from fer.errors import InputError
 
 DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 
@@ -33,6 +35,8 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
                                                          "accuracy of each model and of the ensemble, +/- flips")
+    parser.add_argument("--fit", action="store_true", help="with --validate: also each model's accuracy on its "
+                        "training split, without augmentation (the history's is on augmented faces)")
     return parser.parse_args()
 
 
@@ -52,13 +56,26 @@ def validation_table(paths, models, val, note, data_path, batch_size):
         print(f"{name:44s} {np.mean(plain.argmax(1) == val.y):7.4f} {np.mean(flipped.argmax(1) == val.y):9.4f}")
 
 
+def fit_table(paths, models, train, val, batch_size):
+    """Accuracy on the faces each model learned from (no augmentation, no dropout) next to validation:
+    a small gap with low training accuracy means the network underfits."""
+    print(f"\naccuracy on the {len(train):,} training faces, without augmentation, against validation")
+    print(f"{'model':44s} {'training':>9s} {'validation':>11s} {'gap':>6s}")
+    for path, model in zip(paths, models):
+        fit, held_out = (np.mean(cli.predict_probabilities([model], faces.x, batch_size=batch_size).argmax(1)
+                                 == faces.y) for faces in (train, val))
+        print(f"{str(path):44s} {fit:9.4f} {held_out:11.4f} {fit - held_out:6.3f}")
+
+
 def main():
     args = parse_args()
     test = cli.load_test(args.test)
     paths = args.model or [cli.default_model()]
     models = [cli.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
-    val, note = cli.load_validation(args.validate, paths[0]) if args.validate else (None, None)
+    if args.fit and not args.validate:
+        raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
+    train, val, note = cli.load_split(args.validate, paths[0]) if args.validate else (None, None, None)
     started = time.perf_counter()
     probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
     labels = probabilities.argmax(1)
@@ -71,6 +88,8 @@ def main():
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
     if args.validate:
         validation_table(paths, models, val, note, args.validate, args.batch_size)
+    if args.fit:
+        fit_table(paths, models, train, val, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ def recipe(summary):
     s = summary.get("settings")
     if not s:
         return "(still training: no summary yet)"
-    return (f"{summary.get('preset', '?')}: {s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} "
+    network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
+               if "trainable_parameters" in summary else "")
+    return (f"{summary.get('preset', '?')}: {network}{s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} "
             f"wd {s.get('weight_decay')}, aug x{s.get('augment_scale')}, {summary.get('precision')}")
 
 

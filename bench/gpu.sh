@@ -3,12 +3,15 @@
 #   1. bench/speed.py figures for train_cnn.py --preset gpu: time to 70% validation, time to the final
 #      model, training images/s, share of the FLOP peak (JSON line);
 #   2. bench/pipeline.py: (a) project pipeline, (b) ready tensors, (c) ImageDataGenerator (JSON line);
-#   3. if time is left, a second seed, then both models and their ensemble with and without flips on
-#      the validation split (predict.py --validate).
+#   3. if time is left, a candidate recipe with bench/speed.py's figures (CANDIDATE_ARGS, default the same
+#      with twice the channels: on a 2-core CPU, 20 epochs of it reached 0.6484 against 0.6318);
+#   4. if time is left, a second seed of the default, then every model trained here and their ensemble,
+#      with and without flips, on the validation split (predict.py --validate).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): exported models (no optimizer state), their records,
-# and gpu.log with every figure. Works on a machine with JAX and no network when .whl/ holds the
-# keras, namex and optree wheels, fetched beforehand with
+# the candidate's history (its model, 28 MB, is over what one call brings back) and gpu.log with every
+# figure. Works on a machine with JAX and no network when .whl/ holds the keras, namex and optree wheels,
+# fetched beforehand with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
 # elsewhere it uses the installed keras.
@@ -24,6 +27,7 @@ OUT=${OUT:-gpu_out}
 MODELS=${MODELS:-models}              # checkpoints and resume backups stay here, on the machine
 BUDGET_S=${BUDGET_S:-540}            # stop starting work after this many seconds (one call has 600)
 TRAIN_ARGS=${TRAIN_ARGS:---preset gpu}
+CANDIDATE_ARGS=${CANDIDATE_ARGS:-$TRAIN_ARGS --width 2}   # empty: skip the candidate
 PIPELINE_ARGS=${PIPELINE_ARGS:---steps 200 --warmup 20 --precision bfloat16}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" "$MODELS"
@@ -40,12 +44,12 @@ left() { echo $((BUDGET_S - SECONDS)); }
 
 # Train one model within what is left of the budget; a killed run resumes on the next call.
 train() {
-    local name=$1 seed=$2
+    local name=$1 seed=$2 args=${3:-$TRAIN_ARGS}
     if [ "$(left)" -lt 30 ]; then say "no time left for $name"; return 1; fi
-    say "train $name (seed $seed, at most $(left) s)"
+    say "train $name (seed $seed, $args, at most $(left) s)"
     # shellcheck disable=SC2086
     timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" --model "$MODELS/$name.keras" --figures "$MODELS" \
-        --seed "$seed" $TRAIN_ARGS 2>&1 | tee -a "$LOG"
+        --seed "$seed" $args 2>&1 | tee -a "$LOG"
     local status=${PIPESTATUS[0]}
     if [ "$status" -ne 0 ]; then say "$name stopped with status $status: run again to resume"; return 1; fi
 }
@@ -69,10 +73,18 @@ if [ "$(left)" -gt 60 ]; then
     # shellcheck disable=SC2086
     timeout "$(left)" "$PYTHON" bench/pipeline.py --data "$DATA" $PIPELINE_ARGS 2>&1 | tee -a "$LOG"
 fi
+if [ -n "$CANDIDATE_ARGS" ] && [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_candidate 0 "$CANDIDATE_ARGS"; then
+    "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_candidate.keras" 2>&1 | tee -a "$LOG"
+    cp "$MODELS/cnn_candidate_history.csv" "$OUT/"
+fi
 if [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
     bring_back cnn_gpu_s1
     say "validation: each model and the ensemble, with and without flips"
-    "$PYTHON" predict.py --model "$MODELS/cnn_gpu.keras" --model "$MODELS/cnn_gpu_s1.keras" --tta \
+    trained=()
+    for name in cnn_gpu cnn_gpu_s1 cnn_candidate; do
+        [ -f "$MODELS/${name}_summary.json" ] && trained+=(--model "$MODELS/$name.keras")
+    done
+    "$PYTHON" predict.py "${trained[@]}" --tta \
         --test data/sample/test.csv.xz --out /tmp/sample_submission.csv --validate "$DATA" 2>&1 | tee -a "$LOG"
 fi
 say "done; in $OUT: $(ls "$OUT" | tr '\n' ' ')"

@@ -77,6 +77,7 @@ def main():
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     print(json.dumps({"bench": "speed", "device": summary["device"], "backend": summary["backend"],
+                      "command": summary["command"], "parameters": summary["trainable_parameters"],
                       "precision": summary["precision"], "best_val_accuracy": summary["best_val_accuracy"],
                       "epochs": summary["epochs"], "target": args.target,
                       "seconds_to_target": None if to_target is None else round(to_target[0], 2),

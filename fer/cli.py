@@ -120,6 +120,12 @@ def load_test(path):
 
 def load_validation(data_path, model_path):
     """The validation rows a model was trained without: the split its summary records, when it matches."""
+    _, validation, note = load_split(data_path, model_path)
+    return validation, note
+
+
+def load_split(data_path, model_path):
+    """(training faces, validation faces, note) of the split a model's summary records, when it matches."""
     import json
 
     from .data import load_labeled, split_train_val
@@ -131,7 +137,7 @@ def load_validation(data_path, model_path):
         split = json.loads(summary.read_text()).get("split", {})
         if split.get("digest") == faces.digest:
             fraction, seed, note = split["val_fraction"], split["seed"], "the split used in training"
-    _, val = split_train_val(faces, fraction, seed)
+    train, val = split_train_val(faces, fraction, seed)
     if faces.usage is not None:
         note = "Usage = PublicTest"
-    return faces.subset(val), note
+    return faces.subset(train), faces.subset(val), note

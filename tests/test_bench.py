@@ -36,23 +36,26 @@ def test_speed_benchmark_reads_a_run_and_counts_its_flops(trained):
 
 
 def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
-    """bench/gpu.sh end to end on the CPU with a tiny budget: both JSON lines, the ensemble table, and
-    exported models (no optimizer state) with their records in $OUT, nothing written into the repo."""
+    """bench/gpu.sh end to end on the CPU with a tiny budget: the JSON lines (default, pipeline, candidate),
+    the ensemble table, exported models (no optimizer state) with their records and the candidate's
+    history in $OUT, nothing written into the repo."""
     x, y = synthetic_faces(96)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     out, models = tmp_path / "out", tmp_path / "models"
     started = time.time()
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
                          BUDGET_S="500", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
+                         CANDIDATE_ARGS="--preset smoke --epochs 1 --width 0.5 --batch-size 16",
                          PIPELINE_ARGS="--width 0.25 --batch-size 8 --steps 1 --warmup 1")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
     results = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert [r["bench"] for r in results] == ["speed", "pipeline"]
+    assert [r["bench"] for r in results] == ["speed", "pipeline", "speed"]
     assert results[0]["backend"] == "jax" and results[0]["epochs"] == 1
-    assert "ensemble of 2" in log
+    assert results[2]["parameters"] > 3 * results[0]["parameters"] and "--width 0.5" in results[2]["command"]
+    assert "ensemble of 3" in log and (out / "cnn_candidate_history.csv").exists()
     for name in ["cnn_gpu", "cnn_gpu_s1"]:
         exported, checkpoint = out / f"{name}.keras", models / f"{name}.keras"
         assert exported.stat().st_size < 0.6 * checkpoint.stat().st_size  # optimizer moments left behind
@@ -72,7 +75,8 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
                       [dict(epoch=i + 1, accuracy=a, loss=1.0, val_accuracy=a, val_loss=1.0, epoch_seconds=10.0)
                        for i, a in enumerate(accuracies)])
     (tmp_path / "fast_summary.json").write_text(json.dumps(dict(
-        preset="gpu", settings=dict(epochs=3, optimizer="adamw", lr=1e-3, augment_scale=1.0), precision="bfloat16",
+        preset="gpu", architecture="vgg", trainable_parameters=7_050_055, precision="bfloat16",
+        settings=dict(epochs=3, optimizer="adamw", lr=1e-3, augment_scale=1.0),
         wall_seconds=31.0, train_images_per_second=500.0, device="GPU", backend="jax")))
     figure = tmp_path / "curves.png"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "curves.py"), str(tmp_path / "slow.keras"),
@@ -81,7 +85,7 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert "| 0.6000 | 3 of 3 | 30 s | ? |" in rows["slow"] and "still training" in rows["slow"]
-    assert "| 0.6200 | 2 of 3 | 31 s | 500 | GPU, jax |" in rows["fast"] and "aug x1.0" in rows["fast"]
+    assert "| 0.6200 | 2 of 3 | 31 s | 500 | GPU, jax |" in rows["fast"] and "gpu: vgg 7.1M, 3 ep" in rows["fast"]
     assert figure.stat().st_size > 10_000
 
     missing = subprocess.run([sys.executable, str(ROOT / "bench" / "curves.py"), str(tmp_path / "none.keras"),

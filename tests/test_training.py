@@ -157,6 +157,31 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
 
 
+def test_predict_fit_scores_the_training_split_the_model_learned_from(trained, synthetic_files, tmp_path, capsys):
+    import json
+
+    from fer import cli
+    from fer.data import load_labeled, split_train_val
+
+    out, model = tmp_path / "sub.csv", trained / "cnn.keras"
+    assert run_script("predict.py", "--model", model, "--test", synthetic_files["test"], "--out", out,
+                      "--validate", synthetic_files["train"], "--fit") == 0
+    printed = capsys.readouterr().out.splitlines()
+    heading = next(i for i, line in enumerate(printed) if line.startswith("accuracy on the "))
+    fit, held_out, gap = map(float, printed[heading + 2].split()[-3:])
+    split = json.loads((trained / "cnn_summary.json").read_text())["split"]
+    faces = load_labeled(synthetic_files["train"])
+    rows, _ = split_train_val(faces, split["val_fraction"], split["seed"])
+    assert f"{len(rows):,} training faces" in printed[heading]
+    learned = faces.subset(rows)
+    expected = np.mean(cli.predict_probabilities([cli.load_model(model)], learned.x).argmax(1) == learned.y)
+    assert abs(fit - expected) < 1e-4 and abs(gap - (fit - held_out)) < 2e-3
+
+    assert run_script("predict.py", "--model", model, "--test", synthetic_files["test"],
+                      "--out", tmp_path / "other.csv", "--fit") == 2
+    assert "--fit" in capsys.readouterr().err and not (tmp_path / "other.csv").exists()
+
+
 def test_predict_refuses_a_bad_validate_file_before_writing(trained, synthetic_files, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("label,feature\n3,1 2 3\n")
