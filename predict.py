@@ -41,7 +41,8 @@ def parse_args():
 
 
 def validation_table(paths, models, val, note, data_path, batch_size):
-    """Accuracy on the held-out split of each model and of all of them averaged, with and without flips."""
+    """Accuracy on the held-out split of each model and of all of them averaged, with and without flips.
+    Returns each model's plain accuracy."""
     # Each model sees each view (faces, mirrored faces) once; every row of the table averages these.
     views = [[cli.predict_probabilities([model], x, batch_size=batch_size) for x in (val.x, val.x[:, :, ::-1])]
              for model in models]
@@ -50,31 +51,33 @@ def validation_table(paths, models, val, note, data_path, batch_size):
         rows.append((f"ensemble of {len(models)}", views))
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
     print(f"{'model':44s} {'plain':>7s} {'flip TTA':>9s}")
+    accuracies = []
     for name, members in rows:
         plain = np.mean([plain for plain, _ in members], axis=0)
         flipped = np.mean([view for member in members for view in member], axis=0)
-        print(f"{name:44s} {np.mean(plain.argmax(1) == val.y):7.4f} {np.mean(flipped.argmax(1) == val.y):9.4f}")
+        accuracies.append(np.mean(plain.argmax(1) == val.y))
+        print(f"{name:44s} {accuracies[-1]:7.4f} {np.mean(flipped.argmax(1) == val.y):9.4f}")
+    return accuracies[:len(models)]
 
 
-def fit_table(paths, models, train, val, batch_size):
+def fit_table(paths, models, train, validation_accuracies, batch_size):
     """Accuracy on the faces each model learned from (no augmentation, no dropout) next to validation:
     a small gap with low training accuracy means the network underfits."""
     print(f"\naccuracy on the {len(train):,} training faces, without augmentation, against validation")
     print(f"{'model':44s} {'training':>9s} {'validation':>11s} {'gap':>6s}")
-    for path, model in zip(paths, models):
-        fit, held_out = (np.mean(cli.predict_probabilities([model], faces.x, batch_size=batch_size).argmax(1)
-                                 == faces.y) for faces in (train, val))
+    for path, model, held_out in zip(paths, models, validation_accuracies):
+        fit = np.mean(cli.predict_probabilities([model], train.x, batch_size=batch_size).argmax(1) == train.y)
         print(f"{str(path):44s} {fit:9.4f} {held_out:11.4f} {fit - held_out:6.3f}")
 
 
 def main():
     args = parse_args()
+    if args.fit and not args.validate:
+        raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
     test = cli.load_test(args.test)
     paths = args.model or [cli.default_model()]
     models = [cli.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
-    if args.fit and not args.validate:
-        raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
     train, val, note = cli.load_split(args.validate, paths[0]) if args.validate else (None, None, None)
     started = time.perf_counter()
     probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
@@ -87,9 +90,9 @@ def main():
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
     if args.validate:
-        validation_table(paths, models, val, note, args.validate, args.batch_size)
-    if args.fit:
-        fit_table(paths, models, train, val, args.batch_size)
+        validation_accuracies = validation_table(paths, models, val, note, args.validate, args.batch_size)
+        if args.fit:
+            fit_table(paths, models, train, validation_accuracies, args.batch_size)
 
 
 if __name__ == "__main__":
