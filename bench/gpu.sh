@@ -8,9 +8,10 @@
 #   4. if time is left, a second seed of the default, then every model trained here and their ensemble,
 #      with and without flips, on the validation split (predict.py --validate).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
-# What comes back goes to $OUT (default gpu_out/): exported models (no optimizer state), their records,
-# the candidate's history (its model, 28 MB, is over what one call brings back) and gpu.log with every
-# figure. Works on a machine with JAX and no network when .whl/ holds the keras, namex and optree wheels,
+# What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
+# model holding NAME.keras exported with float16 weights and no optimizer state (3.5 MB at width 1, 14 MB
+# for the 2x candidate: under the 16 MB a call brings back per file) with NAME_summary.json and
+# NAME_history.csv; unpack with tar -xf gpu_out/NAME.tar -C models/. Works on a machine with JAX and no network when .whl/ holds the keras, namex and optree wheels,
 # fetched beforehand with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
@@ -54,12 +55,13 @@ train() {
     if [ "$status" -ne 0 ]; then say "$name stopped with status $status: run again to resume"; return 1; fi
 }
 
-# Bring a model back without its optimizer state, with its history and summary.
+# Bring a model back in float16 without its optimizer state, with its history and summary, as one file.
 bring_back() {
     local name=$1 tmp
     tmp=$(mktemp -d)
-    "$PYTHON" export_model.py "$MODELS/$name.keras" --out "$tmp/$name.keras" >> "$LOG" 2>&1 &&
-        cp "$tmp/$name.keras" "$tmp/${name}_summary.json" "$tmp/${name}_history.csv" "$OUT/"
+    "$PYTHON" export_model.py "$MODELS/$name.keras" --out "$tmp/$name.keras" --half >> "$LOG" 2>&1 &&
+        tar -cf "$OUT/$name.tar.tmp" -C "$tmp" "$name.keras" "${name}_summary.json" "${name}_history.csv" &&
+        mv "$OUT/$name.tar.tmp" "$OUT/$name.tar"
     rm -rf "$tmp"
 }
 
@@ -75,7 +77,7 @@ if [ "$(left)" -gt 60 ]; then
 fi
 if [ -n "$CANDIDATE_ARGS" ] && [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_candidate 0 "$CANDIDATE_ARGS"; then
     "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_candidate.keras" 2>&1 | tee -a "$LOG"
-    cp "$MODELS/cnn_candidate_history.csv" "$OUT/"
+    bring_back cnn_candidate
 fi
 if [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
     bring_back cnn_gpu_s1

@@ -59,23 +59,26 @@ def in_float32(model):
 
     A model trained in mixed precision is saved with its 16-bit policy and would load computing in
     bfloat16: ten times slower on CPUs without AMX, and too coarse for gradients of explanations.
-    Its weights are float32 either way, so rebuilding from the config with float32 policies is exact.
+    Its weights are float32, so rebuilding from the config with float32 policies is exact. A model
+    exported with float16 weights (export_model.py --half) is rebuilt the same way, its weights widened.
     """
-    import keras
-
     policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
     if policies <= {"float32"}:
         return model
+    return with_policy(model, "float32")
 
-    def to_float32(node):
+
+def with_policy(model, policy):
+    """Rebuild a functional model with every layer under one dtype policy, weights cast to match."""
+    def replace(node):
         if isinstance(node, dict):
-            return {key: to_float32(value) for key, value in node.items()}
+            return {key: replace(value) for key, value in node.items()}
         if isinstance(node, list):
-            return [to_float32(value) for value in node]
-        return "float32" if node in ("mixed_bfloat16", "mixed_float16") else node
+            return [replace(value) for value in node]
+        return policy if node in ("float32", "float16", "mixed_bfloat16", "mixed_float16") else node
 
-    rebuilt = model.__class__.from_config(to_float32(model.get_config()))
-    rebuilt.set_weights(model.get_weights())
+    rebuilt = model.__class__.from_config(replace(model.get_config()))
+    rebuilt.set_weights([w.astype(v.dtype) for w, v in zip(model.get_weights(), rebuilt.weights)])
     return rebuilt
 
 

@@ -1,4 +1,5 @@
 """export_model.py: a smaller file that predicts exactly the same; scripts fall back to the shipped model."""
+import keras
 import numpy as np
 
 from conftest import read_rows, run_script, synthetic_faces
@@ -39,3 +40,24 @@ def test_without_a_trained_model_predict_uses_the_shipped_one(trained, synthetic
     assert "using the shipped model" in capsys.readouterr().err
     rows = read_rows(tmp_path / "sub.csv")
     assert len(rows) > 1 and set(rows[0]) == {"id", "label"}
+
+
+def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_path):
+    full, half = tmp_path / "full" / "cnn.keras", tmp_path / "half" / "cnn.keras"
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", full) == 0
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", half, "--half") == 0
+    stored = keras.saving.load_model(half, compile=False)
+    numbers = sum(int(np.prod(w.shape)) for w in stored.weights)
+    assert full.stat().st_size - half.stat().st_size >= 0.9 * 2 * numbers  # two bytes saved per number
+    assert {w.dtype for w in stored.weights} == {"float16"}
+    loaded = cli.load_model(half)
+    assert {w.dtype for w in loaded.weights} == {"float32"}  # widened: explanations need float32 gradients
+    x, y = synthetic_faces(200, seed=4)
+    x = x[..., None].astype("float32")
+    before = cli.load_model(full).predict(x, verbose=0)
+    after = loaded.predict(x, verbose=0)
+    assert 0 < np.abs(after - before).max() < 1e-2  # rounded, but only just
+    assert (after.argmax(1) == before.argmax(1)).mean() >= 0.99
+    assert abs((after.argmax(1) == y).mean() - (before.argmax(1) == y).mean()) <= 0.01
+    assert "float16 weights" in (half.parent / "MODEL_CARD.md").read_text()
+    assert "float32 weights" in (full.parent / "MODEL_CARD.md").read_text()
