@@ -38,7 +38,7 @@ def parse_args():
     parser.add_argument("--seed", type=int)
     parser.add_argument("--val-fraction", type=float)
     parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--width", type=float, help="channel multiplier (default: the preset's)")
     parser.add_argument("--models", default="models/ablation", metavar="DIR", help="where the four runs go")
     parser.add_argument("--out", default="figures", metavar="DIR")
     parser.add_argument("--fresh", action="store_true", help="retrain every variant")
@@ -57,7 +57,7 @@ def run_variant(name, batchnorm, augment, args, data, base):
         print(f"{name}: reusing the finished run in {paths['model']}")
         return done, training.read_history(paths["history"])
     print(f"\n== {name}")
-    summary = training.train_cnn(data, settings, paths, args.arch, args.width, fresh=args.fresh)
+    summary = training.train_cnn(data, settings, paths, args.arch, fresh=args.fresh)
     training.write_summary(paths, summary)
     return summary, training.read_history(paths["history"])
 

@@ -45,7 +45,7 @@ def parse_args():
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-augment", dest="augment", action="store_const", const="none")
     parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--width", type=float, help="channel multiplier (default: the preset's)")
     parser.add_argument("--models", default="models/semi", metavar="DIR")
     parser.add_argument("--out", default="figures", metavar="DIR")
     parser.add_argument("--fresh", action="store_true", help="retrain every run")
@@ -75,7 +75,7 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
     done = None if args.fresh else training.finished_run(paths, settings, run_data)
     if done is None:
         print(f"\n== {name}: {len(x):,} training faces", flush=True)
-        done = training.train_cnn(run_data, settings, paths, args.arch, args.width, fresh=args.fresh)
+        done = training.train_cnn(run_data, settings, paths, args.arch, fresh=args.fresh)
         training.write_summary(paths, done)
     else:
         print(f"{name}: reusing the finished run in {paths['model']}")

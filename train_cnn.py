@@ -20,7 +20,8 @@ def parse_args():
     arch = parser.add_argument_group("network")
     arch.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES),
                       help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
-    arch.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
+    arch.add_argument("--width", type=float, help="channel multiplier (default: the preset's, "
+                      + ", ".join(f"{name} {p['width']:g}" for name, p in training.PRESETS.items()) + ")")
     arch.add_argument("--dropout", type=float, default=0.4)
     arch.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
                       help="leave out every BatchNormalization layer (ablation)")
@@ -35,7 +36,7 @@ def main():
     test = cli.load_test(args.test) if args.test else None
     data = training.prepare_data(args.train, settings)
 
-    run = training.train_cnn(data, settings, paths, args.arch, args.width, args.dropout, fresh=args.fresh)
+    run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
 
 

@@ -29,14 +29,15 @@ from .errors import InputError
 
 # Budgets. Flags given on the command line override the preset's values.
 PRESETS = {
-    "smoke": dict(epochs=2, batch_size=32, precision="float32", limit=512, lr=2e-3, augment_scale=0.5),
-    "sample": dict(epochs=12, batch_size=32, precision="float32", limit=None, lr=2e-3, augment_scale=0.5),
+    "smoke": dict(epochs=2, batch_size=32, precision="float32", limit=512, lr=2e-3, augment_scale=0.5, width=1.0),
+    "sample": dict(epochs=12, batch_size=32, precision="float32", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
     # precision "auto": bfloat16 where the CPU has AMX, else float32 (on an AVX2-only CPU TensorFlow runs
     # bfloat16 ~10x slower: measured 11 vs 105 images/s). epochs "auto": what fits about 30 minutes,
     # 20 epochs in bfloat16 with AMX (~85 s each on a 2-core Xeon), 8 in float32 (~250 s on a 2-core EPYC).
     # Half-strength warps: a short run learns faster with milder augmentation (measured on a 4k subset).
-    "cpu": dict(epochs="auto", batch_size=128, precision="auto", limit=None, lr=2e-3, augment_scale=0.5),
-    "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0),
+    # width: the CNN's channel multiplier (1.0 = 32-64-128-256, dense 256).
+    "cpu": dict(epochs="auto", batch_size=128, precision="auto", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
+    "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0, width=1.0),
 }
 DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True)
@@ -95,6 +96,10 @@ def settings_from(args):
             chosen["precision"] = "bfloat16" if fast_bfloat16 else "float32"
         if chosen["epochs"] == "auto":
             chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
+    if not hasattr(args, "width"):  # a script without CNNs (train_dnn.py): not a setting of its runs
+        del chosen["width"]
+    elif chosen["width"] <= 0:
+        raise InputError("--width", f"must be positive, got {chosen['width']}")
     if not 0 < chosen["val_fraction"] < 1:
         raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
     if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
@@ -162,13 +167,13 @@ def compile_model(model, settings, steps_per_epoch):
                   metrics=["accuracy"])
 
 
-def train_cnn(data, settings, paths, arch="vgg", width=1.0, dropout=0.4, fresh=False):
-    """Build the CNN for these settings, say what it is, fit it; returns the run's summary dict."""
+def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False):
+    """Build the CNN for these settings (width among them), say what it is, fit it; returns the run's summary."""
     from .models import build_cnn
 
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
-    model = build_cnn(arch, data["mean"], data["variance"], settings["augment"], width, dropout,
+    model = build_cnn(arch, data["mean"], data["variance"], settings["augment"], settings["width"], dropout,
                       settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"])
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "

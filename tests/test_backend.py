@@ -70,3 +70,24 @@ def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     assert isinstance(loaded, keras.Model)
+
+
+def test_width_comes_from_the_preset_unless_given(tmp_path, capsys):
+    import argparse
+
+    from conftest import ROOT, run_script
+    from fer import training
+
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser, "models/cnn.keras")
+    parser.add_argument("--width", type=float)
+    for preset in training.PRESETS:
+        args = parser.parse_args(["--train", "x.csv", "--preset", preset, "--precision", "float32", "--epochs", "1"])
+        assert training.settings_from(args)["width"] == training.PRESETS[preset]["width"]
+    args = parser.parse_args(["--train", "x.csv", "--preset", "gpu", "--width", "0.5"])
+    assert training.settings_from(args)["width"] == 0.5
+    out = tmp_path / "cnn.keras"
+    assert run_script("train_cnn.py", "--train", ROOT / "data/sample/train.csv.xz", "--preset", "smoke",
+                      "--width", "0", "--model", out) == 2
+    assert capsys.readouterr().err.strip() == "error: --width: must be positive, got 0.0"
+    assert not out.exists()

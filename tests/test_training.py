@@ -62,6 +62,7 @@ def test_dnn_matches_the_cnn_and_learns(trained, synthetic_files, capsys):
     cnn = json.loads((trained / "cnn_summary.json").read_text())
     dnn = json.loads((trained / "dnn_summary.json").read_text())
     assert dnn["matched_parameters"] == cnn["trainable_parameters"]
+    assert cnn["settings"]["width"] == 0.25 and "width" not in dnn["settings"]  # a CNN setting only
     assert abs(dnn["trainable_parameters"] - cnn["trainable_parameters"]) <= 0.01 * cnn["trainable_parameters"]
     assert dnn["best_val_accuracy"] >= 0.6
 
@@ -109,6 +110,9 @@ def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_pa
     changed = subprocess.run(command + ["--lr", "0.01"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
                              text=True, timeout=300)
     assert changed.returncode == 2 and "other settings (lr)" in changed.stderr and "--fresh" in changed.stderr
+    wider = subprocess.run(command + ["--width", "0.5"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                           text=True, timeout=300)  # its weights would not fit the backup's shapes
+    assert wider.returncode == 2 and "other settings (width)" in wider.stderr
 
     again = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
