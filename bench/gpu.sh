@@ -4,12 +4,13 @@
 #      model, training images/s, share of the FLOP peak (JSON line);
 #   2. bench/pipeline.py: (a) project pipeline, (b) ready tensors, (c) ImageDataGenerator (JSON line);
 #   3. if time is left, a candidate recipe with bench/speed.py's figures (CANDIDATE_ARGS, default the same
-#      with twice the channels: on a 2-core CPU, 20 epochs of it reached 0.6484 against 0.6318);
+#      with twice the channels instead of the preset's 1.5x: on a 2-core CPU, in 20 epochs of the cpu
+#      preset, 2x reached 0.6484, 1.5x 0.6412, 1x 0.6318);
 #   4. if time is left, a second seed of the default, then every model trained here and their ensemble,
 #      with and without flips, on the validation split (predict.py --validate).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
-# model holding NAME.keras exported with float16 weights and no optimizer state (3.5 MB at width 1, 14 MB
+# model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB
 # for the 2x candidate: under the 16 MB a call brings back per file) with NAME_summary.json and
 # NAME_history.csv; unpack with tar -xf gpu_out/NAME.tar -C models/. Works on a machine with JAX and no network when .whl/ holds the keras, namex and optree wheels,
 # fetched beforehand with

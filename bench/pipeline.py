@@ -26,7 +26,10 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/fer2013/train.npz.xz", help="labeled faces (CSV or .npz)")
     parser.add_argument("--arch", default="vgg")
-    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
+    from fer.training import PRESETS
+
+    parser.add_argument("--width", type=float, default=PRESETS["gpu"]["width"],
+                        help=f"channel multiplier (default {PRESETS['gpu']['width']:g}, the default recipe's)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=24, help="timed steps per feed (default 24)")
     parser.add_argument("--warmup", type=int, default=4, help="untimed steps first, compilation included")
@@ -104,11 +107,11 @@ def main():
         print(f"({key}) {label:<42} {rates[key]:8.0f} images/s", flush=True)
 
     device = backend.accelerator()
-    print(f"\n{args.arch}, batch {args.batch_size}, {args.precision}, {backend.name()} on {device}, "
+    print(f"\n{args.arch} x{args.width:g}, batch {args.batch_size}, {args.precision}, {backend.name()} on {device}, "
           f"{args.steps} timed steps after {args.warmup} warm-up")
     print(f"a/b = {rates['a'] / rates['b']:.2f}   (1.0 = augmentation costs nothing)")
     print(f"a/c = {rates['a'] / rates['c']:.2f}   (>1 = faster than ImageDataGenerator)")
-    print(json.dumps({"bench": "pipeline", "arch": args.arch, "batch_size": args.batch_size,
+    print(json.dumps({"bench": "pipeline", "arch": args.arch, "width": args.width, "batch_size": args.batch_size,
                       "precision": args.precision, "backend": backend.name(), "device": device,
                       "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
                       "images_per_s": {k: round(v, 1) for k, v in rates.items()},
