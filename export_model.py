@@ -40,10 +40,11 @@ def records_of(model_path):
     return json.loads(summary_path.read_text()), training.read_history(history_path), history_path
 
 
-def model_card(summary, history, size_bytes, note, weights="float32"):
+def model_card(summary, history, size_bytes, note):
     split = summary["split"]
     best = max(history, key=lambda r: r["val_accuracy"])
     settings = summary.get("settings", {})
+    weights = summary.get("weights", "float32")
     lines = [
         f"# {summary['architecture']} facial-expression CNN (FER2013, 7 classes)", "",
         "Input: 48x48 grayscale faces as raw 0-255 pixels; normalization is inside the model. "
@@ -106,7 +107,7 @@ def main():
     write_text(out.with_name(out.stem + "_summary.json"), json.dumps(summary, indent=2) + "\n")
     with atomic_path(out.with_name(out.stem + "_history.csv")) as tmp:
         shutil.copyfile(history_path, tmp)
-    write_text(out.parent / "MODEL_CARD.md", model_card(summary, history, size, args.note, weights))
+    write_text(out.parent / "MODEL_CARD.md", model_card(summary, history, size, args.note))
     print(f"{args.model} -> {out}: {size / 2**20:.1f} MiB {weights} (checkpoint "
           f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), validation accuracy {summary['best_val_accuracy']:.4f}; "
           f"largest change of a probability on 256 random faces: {summary['largest_probability_change']:.1e}")

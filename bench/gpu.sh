@@ -12,8 +12,8 @@
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
 # model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB
 # for the 2x candidate: under the 16 MB a call brings back per file) with NAME_summary.json and
-# NAME_history.csv; unpack with tar -xf gpu_out/NAME.tar -C models/. Works on a machine with JAX and no network when .whl/ holds the keras, namex and optree wheels,
-# fetched beforehand with
+# NAME_history.csv; unpack with tar -xf gpu_out/NAME.tar -C models/. Works on a machine with JAX and no
+# network when .whl/ holds the keras, namex and optree wheels, fetched beforehand with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
 # elsewhere it uses the installed keras.
