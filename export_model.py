@@ -61,7 +61,7 @@ def model_card(summary, history, size_bytes, note):
         f"| command | `{summary.get('command', '?')}` |",
         f"| preset | {summary.get('preset', '?')}: {settings.get('epochs')} epochs, batch {settings.get('batch_size')}, "
         f"{settings.get('optimizer')} lr {settings.get('lr')}, label smoothing {settings.get('label_smoothing')}, "
-        f"augmentation {settings.get('augment')} x{settings.get('augment_scale')} |",
+        f"augmentation {training.augmentation_words(settings)} |",
         f"| hardware | {summary['device']}, {summary['backend']}, {summary['precision']} |",
         f"| wall time | {summary['wall_seconds']:.0f} s ({summary['wall_seconds'] / 60:.1f} min), "
         f"{summary['train_images_per_second']:.0f} training images/s |",

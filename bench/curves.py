@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer import cli, plots  # noqa: E402
 from fer.atomic import write_text  # noqa: E402
 from fer.errors import InputError  # noqa: E402
-from fer.training import read_history  # noqa: E402
+from fer.training import augmentation_words, read_history  # noqa: E402
 
 
 def parse_args():
@@ -50,7 +50,7 @@ def recipe(summary):
     network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
                if "trainable_parameters" in summary else "")
     return (f"{summary.get('preset', '?')}: {network}{s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} "
-            f"wd {s.get('weight_decay')}, aug x{s.get('augment_scale')}, {summary.get('precision')}")
+            f"wd {s.get('weight_decay')}, {augmentation_words(s)}, {summary.get('precision')}")
 
 
 def table(runs):

@@ -11,10 +11,16 @@ The defaults are the reports' ImageDataGenerator settings: rotation_range=30,
 width/height_shift_range=0.2, zoom_range=[0.8, 1.2], shear_range=0.2,
 horizontal_flip=True, fill_mode='nearest'. Like ImageDataGenerator, shear is an
 angle in degrees, so 0.2 is a very small shear.
+
+`RandomErasing` (Zhong et al. 2017) covers one random rectangle of a share of
+the images with noise, so the network cannot rely on any one part of the face.
+`MixupBatches` (Zhang et al. 2018) blends pairs of training images and their
+labels; it mixes labels, so it feeds fit() instead of living in the model.
 """
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -80,6 +86,95 @@ class RandomAffine(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": list(self.zoom),
                 "shear": self.shear, "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomErasing(keras.layers.Layer):
+    """With probability `rate`, replace one rectangle of each image by uniform noise over the pixel range.
+
+    The rectangle covers `area` (a share of the image, drawn uniformly) with height/width ratio drawn
+    log-uniformly from `aspect`, clipped to the image, placed uniformly: the torchvision defaults.
+    It runs on raw 0-255 pixels, before normalization, so the noise spans the pixels' own range.
+    """
+
+    def __init__(self, rate=0.5, area=(0.02, 0.33), aspect=(0.3, 3.3), value_range=(0.0, 255.0), seed=None,
+                 **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not 0 <= rate <= 1:
+            raise ValueError(f"erasing rate must be between 0 and 1, got {rate}")
+        self.rate, self.seed = float(rate), seed
+        self.area, self.aspect = (float(area[0]), float(area[1])), (float(aspect[0]), float(aspect[1]))
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def masks(self, batch, height, width):
+        """(batch, height, width, 1) floats: 1 inside each image's erased rectangle, else 0."""
+        def uniform(low, high):
+            return keras.random.uniform((batch, 1, 1, 1), low, high, seed=self.seed_generator)
+
+        area = uniform(*self.area) * (height * width)
+        aspect = ops.exp(uniform(math.log(self.aspect[0]), math.log(self.aspect[1])))
+        h = ops.minimum(ops.sqrt(area * aspect), float(height))
+        w = ops.minimum(ops.sqrt(area / aspect), float(width))
+        top = uniform(0, 1) * (height - h)
+        left = uniform(0, 1) * (width - w)
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
+        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+        inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+        chosen = uniform(0, 1) < self.rate
+        return ops.cast(inside & chosen, "float32")
+
+    def call(self, images, training=None):
+        if not training or self.rate == 0:
+            return images
+        shape = ops.shape(images)
+        mask = self.masks(shape[0], images.shape[1], images.shape[2])
+        noise = keras.random.uniform(shape, *self.value_range, seed=self.seed_generator)
+        return images * (1 - mask) + noise * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "area": list(self.area), "aspect": list(self.aspect),
+                "value_range": list(self.value_range), "seed": self.seed}
+
+
+class MixupBatches(keras.utils.PyDataset):
+    """Shuffled training batches in which every image is blended with another of the same batch.
+
+    One weight lam ~ Beta(alpha, alpha) per batch: x = lam * x + (1 - lam) * x[perm], and the same for
+    the one-hot labels. Each epoch reshuffles. Batches are drawn from (seed, epoch, index), so they do
+    not depend on the order Keras asks for them.
+    """
+
+    def __init__(self, x, y, batch_size, alpha, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if alpha <= 0:
+            raise ValueError(f"mixup alpha must be positive, got {alpha}")
+        self.x, self.y, self.batch_size, self.alpha, self.seed = x, y, batch_size, float(alpha), seed
+        self.epoch = 0
+        self.order = self.shuffled()
+
+    def shuffled(self):
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        lam = np.float32(rng.beta(self.alpha, self.alpha))
+        partner = rng.permutation(len(rows))
+        x, y = self.x[rows], self.y[rows]
+        return lam * x + (1 - lam) * x[partner], lam * y + (1 - lam) * y[partner]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self.shuffled()
 
 
 def imagedatagenerator_flow(x, y, batch_size, seed):

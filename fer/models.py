@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from . import CLASSES, IMAGE_SIZE
-from .augment import RandomAffine
+from .augment import RandomAffine, RandomErasing
 
 ARCHITECTURES = {}
 
@@ -79,16 +79,19 @@ def report4(x, width=1.0, dropout=0.4, norm=BatchNorm):
     return layers.Dropout(dropout)(x)
 
 
-def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0):
-    """Raw pixels -> (augmented) -> standardized. `mean=None` leaves pixels as 0-255.
+def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0, erase=0.0):
+    """Raw pixels -> (augmented) -> (erased) -> standardized. `mean=None` leaves pixels as 0-255.
 
     augment_scale shrinks the reports' ranges (1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2).
+    erase: the share of training images with one rectangle replaced by noise (0 = no layer).
     """
     x = inputs
     if augment == "affine":
         k = augment_scale
         x = RandomAffine(rotation=30 * k, shift=0.2 * k, zoom=(1 - 0.2 * k, 1 + 0.2 * k), shear=0.2 * k, seed=seed,
                          name="augment")(x)
+    if erase:
+        x = RandomErasing(erase, seed=None if seed is None else seed + 1, name="erase")(x)
     if mean is not None:
         x = layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
     return x
@@ -100,11 +103,11 @@ def classifier_head(x):
 
 
 def build_cnn(arch="vgg", mean=None, variance=None, augment="affine", width=1.0, dropout=0.4, seed=0,
-              augment_scale=1.0, batchnorm=True):
+              augment_scale=1.0, batchnorm=True, erase=0.0):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale)
+    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase)
     x = ARCHITECTURES[arch](x, width=width, dropout=dropout, norm=BatchNorm if batchnorm else None)
     return keras.Model(inputs, classifier_head(x), name=f"cnn_{arch}")
 
@@ -148,9 +151,10 @@ def match_widths(target, depth=3):
     return best[1]
 
 
-def build_dnn(widths, mean=None, variance=None, augment="affine", dropout=0.4, seed=0, augment_scale=1.0):
+def build_dnn(widths, mean=None, variance=None, augment="affine", dropout=0.4, seed=0, augment_scale=1.0,
+              erase=0.0):
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale)
+    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase)
     x = layers.Flatten()(x)
     for w in widths:
         x = layers.Dense(w)(x)

@@ -42,7 +42,7 @@ PRESETS = {
     "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0, width=1.5),
 }
 DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
-                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True)
+                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_model):
@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
     run.add_argument("--augment-scale", type=float,
                      help="shrink the reports' warp ranges: 1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2 "
                           "(gpu preset); cpu preset 0.5")
+    run.add_argument("--erase", type=float, metavar="P",
+                     help="random erasing: share of training images with one rectangle (2-33%% of the face) "
+                          "replaced by noise (0 = off, the default; 0.5 is the usual setting)")
+    run.add_argument("--mixup", type=float, metavar="ALPHA",
+                     help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
+                          "batch (0 = off, the default; 0.2 is the usual setting)")
     run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                      help="feed raw 0-255 pixels (ablation)")
     run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")
@@ -102,6 +108,12 @@ def settings_from(args):
         del chosen["width"]
     elif chosen["width"] <= 0:
         raise InputError("--width", f"must be positive, got {chosen['width']}")
+    if not 0 <= chosen["erase"] <= 1:
+        raise InputError("--erase", f"must be between 0 and 1, got {chosen['erase']}")
+    if chosen["mixup"] < 0:
+        raise InputError("--mixup", f"must be 0 (off) or positive, got {chosen['mixup']}")
+    if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
+        raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
     if not 0 < chosen["val_fraction"] < 1:
         raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
     if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
@@ -176,7 +188,8 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False):
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
     model = build_cnn(arch, data["mean"], data["variance"], settings["augment"], settings["width"], dropout,
-                      settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"])
+                      settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"],
+                      erase=settings["erase"])
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
           f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
@@ -192,7 +205,8 @@ def finished_run(paths, settings, data):
     if not (paths["summary"].exists() and paths["model"].exists() and paths["history"].exists()):
         return None
     summary = json.loads(paths["summary"].read_text())
-    same = (summary.get("settings") == json.loads(json.dumps({k: v for k, v in settings.items() if k != "preset"}))
+    now = json.loads(json.dumps({k: v for k, v in settings.items() if k != "preset"}))
+    same = (with_new_defaults(summary.get("settings", {}), now) == now
             and summary.get("split") == json.loads(json.dumps(data["split"]))
             and summary.get("backend") == backend.name())
     return summary if same else None
@@ -216,6 +230,13 @@ def fit(model, data, settings, paths, fresh=False):
         flow = imagedatagenerator_flow(data["x_train"], data["y_train"], settings["batch_size"], settings["seed"])
         model.fit(flow, epochs=settings["epochs"], steps_per_epoch=steps,
                   validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
+    elif settings["mixup"]:
+        from .augment import MixupBatches
+
+        batches = MixupBatches(data["x_train"], data["y_train"], settings["batch_size"], settings["mixup"],
+                               settings["seed"])
+        model.fit(batches, epochs=settings["epochs"], validation_data=(data["x_val"], data["y_val"]),
+                  callbacks=callbacks, verbose=verbose)
     else:
         model.fit(data["x_train"], data["y_train"], batch_size=settings["batch_size"], epochs=settings["epochs"],
                   validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose,
@@ -248,6 +269,13 @@ def resume_key(settings, split):
             "backend": backend.name()}
 
 
+def with_new_defaults(before, now):
+    """A run's recorded settings, plus the settings added since then that hold their default now:
+    such a setting counts as unchanged."""
+    added = {k: v for k, v in DEFAULTS.items() if k not in before and now.get(k) == v}
+    return {**before, **added}
+
+
 def check_resume(resume_dir, settings, split, fresh):
     saved = resume_dir / "settings.json"
     if fresh:
@@ -258,10 +286,7 @@ def check_resume(resume_dir, settings, split, fresh):
         return
     before = json.loads(saved.read_text())
     now = json.loads(json.dumps(resume_key(settings, split)))
-    # A setting added since that run was started counts as unchanged when it holds its default.
-    for key, value in DEFAULTS.items():
-        if key not in before["settings"] and now["settings"].get(key) == value:
-            before["settings"][key] = value
+    before["settings"] = with_new_defaults(before["settings"], now["settings"])
     if before != now:
         changed = [k for k in sorted(set(before["settings"]) | set(now["settings"]))
                    if before["settings"].get(k) != now["settings"].get(k)]
@@ -379,6 +404,16 @@ def finish(paths, summary, test=None, figures_title=""):
         ("training images/s", f"{summary['train_images_per_second']:.0f}"),
     ])
     print("wrote " + ", ".join(map(str, written)))
+
+
+def augmentation_words(settings):
+    """The run's augmentation in a few words, e.g. "affine x1.0, erasing 0.5, mixup 0.2"."""
+    words = [f"{settings.get('augment')} x{settings.get('augment_scale')}"]
+    if settings.get("erase"):
+        words.append(f"erasing {settings['erase']}")
+    if settings.get("mixup"):
+        words.append(f"mixup {settings['mixup']}")
+    return ", ".join(words)
 
 
 def describe_run(name, architecture, model, settings, data):

@@ -1,4 +1,5 @@
-"""RandomAffine: right geometry, right statistics, one resampling, survives save/load."""
+"""RandomAffine: right geometry, right statistics, one resampling, survives save/load.
+RandomErasing: one noise rectangle of the right size; MixupBatches: blends that match their labels."""
 import math
 
 import keras
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fer.augment import RandomAffine
+from fer.augment import MixupBatches, RandomAffine, RandomErasing
 
 
 def dot_image(row, col, size=48):
@@ -100,3 +101,90 @@ def test_model_with_the_layer_round_trips_through_save_and_load(tmp_path):
     images = np.random.default_rng(1).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
     assert not np.allclose(layer(images, training=True), images)
+
+
+def erased_boxes(before, after):
+    """Per image: the bounding box (top, left, bottom, right) of the changed pixels, or None."""
+    boxes = []
+    for changed in np.asarray(after)[..., 0] != np.asarray(before)[..., 0]:
+        rows, cols = np.nonzero(changed)
+        boxes.append((rows.min(), cols.min(), rows.max() + 1, cols.max() + 1) if len(rows) else None)
+    return boxes
+
+
+def test_erasing_replaces_one_rectangle_of_the_documented_size_by_noise():
+    images = np.full((500, 48, 48, 1), 128.0, "float32")
+    out = np.asarray(RandomErasing(1.0, seed=5)(images, training=True))
+    boxes = erased_boxes(images, out)
+    assert all(b is not None for b in boxes)
+    for img, (top, left, bottom, right) in zip(out[..., 0], boxes):
+        box = img[top:bottom, left:right]
+        # One solid rectangle: (almost) every pixel inside it changed, none outside.
+        assert (box != 128.0).mean() > 0.99
+        assert np.count_nonzero(img != 128.0) == np.count_nonzero(box != 128.0)
+    areas = np.array([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]) / 48 ** 2
+    assert areas.min() >= 0.01 and areas.max() <= 0.36 and 0.13 < areas.mean() < 0.2
+    assert 0 <= out.min() and out.max() <= 255 and abs(out[out != 128.0].mean() - 127.5) < 3  # uniform noise
+    # Placed anywhere: every quadrant of the face gets erased in some images.
+    centres = np.array([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes])
+    quadrants = {(r < 24, c < 24) for r, c in centres}
+    assert len(quadrants) == 4
+
+
+def test_erasing_rate_is_the_share_of_images_touched_and_inference_is_untouched():
+    images = np.random.default_rng(0).uniform(0, 255, (2000, 48, 48, 1)).astype("float32")
+    touched = [b is not None for b in erased_boxes(images, RandomErasing(0.3, seed=1)(images, training=True))]
+    assert abs(np.mean(touched) - 0.3) < 0.04
+    np.testing.assert_array_equal(RandomErasing(1.0)(images, training=False), images)
+    np.testing.assert_array_equal(RandomErasing(0.0)(images, training=True), images)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RandomErasing(1.5)
+
+
+def test_model_with_erasing_round_trips_through_save_and_load(tmp_path):
+    inputs = keras.Input((48, 48, 1))
+    x = RandomErasing(0.7, area=(0.05, 0.2), seed=2)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(x)))
+    model.save(tmp_path / "m.keras")
+    layer = keras.saving.load_model(tmp_path / "m.keras").layers[1]
+    assert isinstance(layer, RandomErasing) and (layer.rate, layer.area) == (0.7, (0.05, 0.2))
+
+
+def labelled_ramps(n=300):
+    """Image i is constant i with its own one-hot label i: a blend shows which images went in, and how much."""
+    x = np.arange(n, dtype="float32")[:, None, None, None] * np.ones((1, 48, 48, 1), "float32")
+    return x, np.eye(n, dtype="float32")
+
+
+def test_mixup_blends_images_and_labels_with_the_same_weight():
+    x, y = labelled_ramps()
+    batches = MixupBatches(x, y, batch_size=64, alpha=0.4, seed=3)
+    assert len(batches) == 5
+    weights = []
+    for index in range(len(batches)):
+        bx, by = batches[index]
+        rows = batches.order[index * 64:(index + 1) * 64]
+        assert len(bx) == len(rows) and bx.shape[1:] == (48, 48, 1) and np.allclose(by.sum(1), 1)
+        lam = by[np.arange(len(rows)), rows]
+        others = by.copy()
+        others[np.arange(len(rows)), rows] = 0
+        partner = np.where(others.max(1) > 0, others.argmax(1), rows)
+        assert set(partner) <= set(rows)  # partners come from the same batch
+        assert np.all(others.sum(1) == others.max(1))  # at most two images per blend
+        np.testing.assert_allclose(bx[:, 0, 0, 0], lam * rows + (1 - lam) * partner, rtol=1e-4, atol=1e-3)
+        assert np.all(bx == bx[:, :1, :1])  # the same blend everywhere in the image
+        weights.append(float(np.median(np.maximum(lam, 1 - lam))))
+    assert np.std(weights) > 0.01  # a fresh weight per batch
+    assert sorted(batches.order) == list(range(300))
+
+
+def test_mixup_reshuffles_each_epoch_and_repeats_with_its_seed():
+    x, y = labelled_ramps()
+    first = MixupBatches(x, y, 64, 0.2, seed=9)
+    again = MixupBatches(x, y, 64, 0.2, seed=9)
+    np.testing.assert_array_equal(first[2][0], again[2][0])
+    order = first.order.copy()
+    first.on_epoch_end()
+    assert not np.array_equal(order, first.order) and sorted(first.order) == list(range(300))
+    with pytest.raises(ValueError, match="positive"):
+        MixupBatches(x, y, 64, 0.0)

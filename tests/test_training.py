@@ -85,6 +85,36 @@ def test_imagedatagenerator_pipeline_runs(synthetic_files, tmp_path):
     assert status == 0 and (tmp_path / "idg.keras").exists()
 
 
+def test_erasing_and_mixup_still_learn_and_are_recorded(synthetic_files, tmp_path, capsys):
+    out = tmp_path / "cnn.keras"
+    status = run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--epochs", "6", "--no-augment",
+                        "--erase", "0.5", "--mixup", "0.2", "--model", out, "--figures", tmp_path)
+    assert status == 0
+    summary = json.loads((tmp_path / "cnn_summary.json").read_text())
+    assert summary["settings"]["erase"] == 0.5 and summary["settings"]["mixup"] == 0.2
+    assert summary["best_val_accuracy"] >= 0.8, summary
+    import keras
+
+    from fer.augment import RandomErasing
+
+    assert any(isinstance(layer, RandomErasing) for layer in keras.saving.load_model(out).layers)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--erase", "1.5"], "error: --erase: must be between 0 and 1, got 1.5"),
+    (["--mixup", "-1"], "error: --mixup: must be 0 (off) or positive, got -1.0"),
+    (["--mixup", "0.2", "--augment", "imagedatagenerator"],
+     "error: --mixup: works with the in-model augmentation, not --augment imagedatagenerator"),
+])
+def test_bad_erasing_and_mixup_settings_are_refused(option, words, synthetic_files, tmp_path, capsys):
+    out = tmp_path / "cnn.keras"
+    assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, *option, "--model", out,
+                      "--figures", tmp_path) == 2
+    assert capsys.readouterr().err.strip() == words
+    assert list(tmp_path.iterdir()) == []
+
+
 def wait_for_epochs(history, count, process, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline:
