@@ -147,15 +147,16 @@ class MixupBatches(keras.utils.PyDataset):
 
     One weight lam ~ Beta(alpha, alpha) per batch: x = lam * x + (1 - lam) * x[perm], and the same for
     the one-hot labels. Each epoch reshuffles. Batches are drawn from (seed, epoch, index), so they do
-    not depend on the order Keras asks for them.
+    not depend on the order Keras asks for them, and a run resumed at `epoch` gets the batches it would
+    have had.
     """
 
-    def __init__(self, x, y, batch_size, alpha, seed=0, **kwargs):
+    def __init__(self, x, y, batch_size, alpha, seed=0, epoch=0, **kwargs):
         super().__init__(**kwargs)
         if alpha <= 0:
             raise ValueError(f"mixup alpha must be positive, got {alpha}")
         self.x, self.y, self.batch_size, self.alpha, self.seed = x, y, batch_size, float(alpha), seed
-        self.epoch = 0
+        self.epoch = epoch
         self.order = self.shuffled()
 
     def shuffled(self):

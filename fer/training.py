@@ -233,8 +233,9 @@ def fit(model, data, settings, paths, fresh=False):
     elif settings["mixup"]:
         from .augment import MixupBatches
 
+        done = json.loads((paths["resume"] / "training_metadata.json").read_text())["epoch"] if resuming else 0
         batches = MixupBatches(data["x_train"], data["y_train"], settings["batch_size"], settings["mixup"],
-                               settings["seed"])
+                               settings["seed"], epoch=done)
         model.fit(batches, epochs=settings["epochs"], validation_data=(data["x_val"], data["y_val"]),
                   callbacks=callbacks, verbose=verbose)
     else:

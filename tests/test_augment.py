@@ -186,5 +186,8 @@ def test_mixup_reshuffles_each_epoch_and_repeats_with_its_seed():
     order = first.order.copy()
     first.on_epoch_end()
     assert not np.array_equal(order, first.order) and sorted(first.order) == list(range(300))
+    resumed = MixupBatches(x, y, 64, 0.2, seed=9, epoch=1)  # a run resumed after one epoch
+    np.testing.assert_array_equal(resumed.order, first.order)
+    np.testing.assert_array_equal(resumed[3][1], first[3][1])
     with pytest.raises(ValueError, match="positive"):
         MixupBatches(x, y, 64, 0.0)
