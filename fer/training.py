@@ -110,7 +110,7 @@ def settings_from(args):
         raise InputError("--width", f"must be positive, got {chosen['width']}")
     if not 0 <= chosen["erase"] <= 1:
         raise InputError("--erase", f"must be between 0 and 1, got {chosen['erase']}")
-    if chosen["mixup"] < 0:
+    if not chosen["mixup"] >= 0:  # NaN too
         raise InputError("--mixup", f"must be 0 (off) or positive, got {chosen['mixup']}")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")

@@ -104,6 +104,7 @@ def test_erasing_and_mixup_still_learn_and_are_recorded(synthetic_files, tmp_pat
 @pytest.mark.parametrize("option, words", [
     (["--erase", "1.5"], "error: --erase: must be between 0 and 1, got 1.5"),
     (["--mixup", "-1"], "error: --mixup: must be 0 (off) or positive, got -1.0"),
+    (["--mixup", "nan"], "error: --mixup: must be 0 (off) or positive, got nan"),
     (["--mixup", "0.2", "--augment", "imagedatagenerator"],
      "error: --mixup: works with the in-model augmentation, not --augment imagedatagenerator"),
 ])
