@@ -218,32 +218,37 @@ def fit(model, data, settings, paths, fresh=False):
     compile_model(model, settings, steps)
     check_resume(paths["resume"], settings, data["split"], fresh)
     # Resuming means this run finished an epoch and backed it up; an older run's history doesn't count.
-    resuming = (paths["resume"] / "training_metadata.json").exists()
-    recorder = EpochRecorder(paths, len(data["x_train"]), resuming)
+    done = backed_up_epochs(paths["resume"])
+    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0)
     write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
     callbacks = [recorder, AtomicBackupAndRestore(str(paths["resume"]))]
     verbose = 1 if sys.stdout.isatty() else 2
     started = time.perf_counter()
+    model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"],
+              validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
+    shutil.rmtree(paths["resume"], ignore_errors=True)
+    return recorder.summary(time.perf_counter() - started)
+
+
+def training_feed(data, settings, steps, done):
+    """fit()'s training inputs: the arrays reshuffled each epoch, the reports' ImageDataGenerator, or
+    mixup's blended batches continuing after the `done` epochs of a resumed run."""
+    x, y, batch_size = data["x_train"], data["y_train"], settings["batch_size"]
     if settings["augment"] == "imagedatagenerator":
         from .augment import imagedatagenerator_flow
 
-        flow = imagedatagenerator_flow(data["x_train"], data["y_train"], settings["batch_size"], settings["seed"])
-        model.fit(flow, epochs=settings["epochs"], steps_per_epoch=steps,
-                  validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
-    elif settings["mixup"]:
+        return dict(x=imagedatagenerator_flow(x, y, batch_size, settings["seed"]), steps_per_epoch=steps)
+    if settings["mixup"]:
         from .augment import MixupBatches
 
-        done = json.loads((paths["resume"] / "training_metadata.json").read_text())["epoch"] if resuming else 0
-        batches = MixupBatches(data["x_train"], data["y_train"], settings["batch_size"], settings["mixup"],
-                               settings["seed"], epoch=done)
-        model.fit(batches, epochs=settings["epochs"], validation_data=(data["x_val"], data["y_val"]),
-                  callbacks=callbacks, verbose=verbose)
-    else:
-        model.fit(data["x_train"], data["y_train"], batch_size=settings["batch_size"], epochs=settings["epochs"],
-                  validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose,
-                  shuffle=True)
-    shutil.rmtree(paths["resume"], ignore_errors=True)
-    return recorder.summary(time.perf_counter() - started)
+        return dict(x=MixupBatches(x, y, batch_size, settings["mixup"], settings["seed"], epoch=done))
+    return dict(x=x, y=y, batch_size=batch_size, shuffle=True)
+
+
+def backed_up_epochs(resume_dir):
+    """Epochs an interrupted run finished and backed up (the count AtomicBackupAndRestore resumes from); 0 if none."""
+    metadata = resume_dir / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
