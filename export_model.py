@@ -76,7 +76,8 @@ def model_card(summary, history, size_bytes, note):
               "|---:|---:|---:|---:|"]
     lines += [f"| {r['epoch']} | {r['accuracy']:.4f} | {r['val_accuracy']:.4f} | {r['epoch_seconds']:.0f} |"
               for r in history]
-    lines += ["", "Predict with it: `python predict.py --test data/test.csv` (add `--tta` for flip averaging); "
+    lines += ["", "Predict with it: `python predict.py --test data/test.csv` (add `--tta` to average each face with "
+              "its mirror image, each also zoomed by 0.85 and 1.15); "
               "explain it: `python saliency.py --data data/train.csv`."]
     return "\n".join(lines) + "\n"
 

@@ -2,11 +2,13 @@
 """Write a Kaggle submission (id,label) from one or more trained models.
 
 Several --model flags average the models' probabilities; --tta also averages
-each image with its mirror image. With a labeled file (label,feature or
-fer2013.csv, whose PrivateTest rows are predicted) it also prints accuracy.
---validate scores the same ensemble, with and without flips, on the validation
-split the (first) model was trained without: choose models and --tta by it,
-not by the test file. --fit adds each model's accuracy on its own training faces (no augmentation),
+over views of each face: --tta (= --tta zoom) the face and its mirror image,
+each as it is, magnified and shrunk by 15% (6 views); --tta flip only the face
+and its mirror image. With a labeled file (label,feature or fer2013.csv, whose
+PrivateTest rows are predicted) it also prints accuracy. --validate scores the
+same ensemble, plain and with each --tta, on the validation split the (first)
+model was trained without: choose models and --tta by it, not by the test file.
+--fit adds each model's accuracy on its own training faces (no augmentation),
 to tell underfitting from overfitting.
 
     python predict.py --model models/cnn.keras --test data/test.csv --out submission.csv
@@ -20,6 +22,7 @@ import numpy as np
 
 import fer
 from fer import cli
+from fer.augment import TTA_ZOOMS, tta_views
 from fer.errors import InputError
 
 DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
@@ -31,7 +34,9 @@ def parse_args():
                         help=f"a trained model; repeat to ensemble (default {DEFAULT_MODEL})")
     parser.add_argument("--test", required=True, metavar="CSV", help="test.csv (id,feature), or a labeled file")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
-    parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
+                        help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
+                             "each mirrored) or flip (2 views)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
                                                          "accuracy of each model and of the ensemble, +/- flips")
@@ -41,22 +46,25 @@ def parse_args():
 
 
 def validation_table(paths, models, val, note, data_path, batch_size):
-    """Accuracy on the held-out split of each model and of all of them averaged, with and without flips.
-    Returns each model's plain accuracy."""
-    # Each model sees each view (faces, mirrored faces) once; every row of the table averages these.
-    views = [[cli.predict_probabilities([model], x, batch_size=batch_size) for x in (val.x, val.x[:, :, ::-1])]
-             for model in models]
+    """Accuracy on the held-out split of each model and of all of them averaged, plain and with each
+    --tta. Returns each model's plain accuracy."""
+    # Each model sees each view once. The view lists of TTA_ZOOMS start alike (the face, then its mirror),
+    # so every column averages the first views of the longest list.
+    columns = {"plain": 1, **{f"{kind} TTA": 2 * len(zooms) for kind, zooms in TTA_ZOOMS.items()}}
+    longest = max(TTA_ZOOMS.values(), key=len)
+    views = [[cli.predict_probabilities([model], view, batch_size=batch_size)
+              for view in tta_views(val.x, longest)] for model in models]
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
         rows.append((f"ensemble of {len(models)}", views))
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
-    print(f"{'model':44s} {'plain':>7s} {'flip TTA':>9s}")
+    print(f"{'model':44s}" + "".join(f" {column:>9s}" for column in columns))
     accuracies = []
     for name, members in rows:
-        plain = np.mean([plain for plain, _ in members], axis=0)
-        flipped = np.mean([view for member in members for view in member], axis=0)
-        accuracies.append(np.mean(plain.argmax(1) == val.y))
-        print(f"{name:44s} {accuracies[-1]:7.4f} {np.mean(flipped.argmax(1) == val.y):9.4f}")
+        scores = [np.mean(np.mean([view for member in members for view in member[:n]], axis=0).argmax(1) == val.y)
+                  for n in columns.values()]
+        accuracies.append(scores[0])
+        print(f"{name:44s}" + "".join(f" {score:9.4f}" for score in scores))
     return accuracies[:len(models)]
 
 
@@ -84,7 +92,8 @@ def main():
     labels = probabilities.argmax(1)
     cli.write_submission(args.out, test.ids, labels)
     seconds = time.perf_counter() - started
-    print(f"wrote {args.out}: {len(labels):,} rows from {len(models)} model(s){' with flip TTA' if args.tta else ''}"
+    views = f" with {args.tta} TTA" if args.tta else ""
+    print(f"wrote {args.out}: {len(labels):,} rows from {len(models)} model(s){views}"
           f" in {seconds:.1f} s")
     print(f"predicted classes: {cli.class_counts(labels)}")
     if test.y is not None:

@@ -82,10 +82,12 @@ def with_policy(model, policy):
     return rebuilt
 
 
-def predict_probabilities(models, x, tta=False, batch_size=256):
-    """Mean softmax over models (and over horizontal flips with tta)."""
+def predict_probabilities(models, x, tta=None, batch_size=256):
+    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
+    from .augment import TTA_ZOOMS, tta_views
+
     x = x.reshape(-1, 48, 48, 1).astype("float32")
-    views = [x, x[:, :, ::-1]] if tta else [x]
+    views = list(tta_views(x, TTA_ZOOMS[tta])) if tta else [x]
     total = 0
     for model in models:
         for view in views:

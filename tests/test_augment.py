@@ -1,5 +1,6 @@
 """RandomAffine: right geometry, right statistics, one resampling, survives save/load.
-RandomErasing: one noise rectangle of the right size; MixupBatches: blends that match their labels."""
+RandomErasing: one noise rectangle of the right size; MixupBatches: blends that match their labels.
+tta_views: the face, its mirror, and zooms that magnify below 1 and shrink above."""
 import math
 
 import keras
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fer.augment import MixupBatches, RandomAffine, RandomErasing
+from fer.augment import TTA_ZOOMS, MixupBatches, RandomAffine, RandomErasing, tta_views
 
 
 def dot_image(row, col, size=48):
@@ -191,3 +192,34 @@ def test_mixup_reshuffles_each_epoch_and_repeats_with_its_seed():
     np.testing.assert_array_equal(resumed[3][1], first[3][1])
     with pytest.raises(ValueError, match="positive"):
         MixupBatches(x, y, 64, 0.0)
+
+
+def bright_width(img):
+    """Width in pixels of the bright square along the middle row, to a sub-pixel."""
+    return float(np.clip(np.asarray(img)[24, :, 0] / 255.0, 0, 1).sum())
+
+
+def test_tta_views_are_the_face_its_mirror_and_zooms_about_the_centre():
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    square = np.zeros((1, 48, 48, 1), "float32")
+    square[:, 18:30, 14:26] = 255.0  # 12 x 12, left of centre
+    views = list(tta_views(np.concatenate([faces, square]), (1.0, 0.8, 1.25)))
+    assert len(views) == 6 and all(v.shape == (4, 48, 48, 1) and v.dtype == np.float32 for v in views)
+    np.testing.assert_array_equal(views[0][:3], faces)  # zoom 1: exact, no resampling
+    np.testing.assert_array_equal(views[1][:3], faces[:, :, ::-1])
+    for plain, mirrored in zip(views[::2], views[1::2]):
+        np.testing.assert_array_equal(mirrored, plain[:, :, ::-1])
+    widths = [bright_width(v[3]) for v in views[::2]]
+    np.testing.assert_allclose(widths, [12, 12 / 0.8, 12 / 1.25], atol=0.6)
+    # zooming keeps the centre fixed: the square's centre moves away from it when magnified, towards it when shrunk
+    centres = [center_of_mass(v[3])[1] for v in views[::2]]
+    c = 23.5
+    np.testing.assert_allclose(np.array(centres) - c, (19.5 - c) / np.array([1.0, 0.8, 1.25]), atol=0.3)
+
+
+def test_the_views_of_each_tta_kind_start_alike():
+    # predict.py --validate scores every kind from the first views of the longest list
+    longest = max(TTA_ZOOMS.values(), key=len)
+    assert all(tuple(longest[:len(zooms)]) == tuple(zooms) for zooms in TTA_ZOOMS.values())
+    assert TTA_ZOOMS["flip"] == (1.0,)

@@ -38,12 +38,15 @@ def test_saved_model_takes_raw_pixels_and_predict_agrees(trained, synthetic_file
     accuracy = float(printed.split("accuracy on ")[1].split(": ")[1].split()[0])
     assert accuracy >= 0.85
     assert len(read_rows(out)) == 60
-    # Mirroring swaps these synthetic classes (they sit left or right), so flip-TTA must cost accuracy here:
-    # proof that the flipped view is really averaged in.
-    assert run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["labeled_test"],
-                      "--out", out, "--tta") == 0
-    with_tta = float(capsys.readouterr().out.split("accuracy on ")[1].split(": ")[1].split()[0])
-    assert with_tta < accuracy - 0.1 and len(read_rows(out)) == 60
+    # Mirroring swaps these synthetic classes (they sit left or right), so TTA must cost accuracy here:
+    # proof that the mirrored views are really averaged in, by both kinds (--tta alone is zoom).
+    for tta in (["--tta"], ["--tta", "flip"]):
+        assert run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["labeled_test"],
+                          "--out", out, *tta) == 0
+        printed = capsys.readouterr().out
+        assert f"with {tta[-1] if len(tta) > 1 else 'zoom'} TTA" in printed
+        with_tta = float(printed.split("accuracy on ")[1].split(": ")[1].split()[0])
+        assert with_tta < accuracy - 0.1 and len(read_rows(out)) == 60
     # Two copies of the same model average to the same labels as one.
     once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
     run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["test"], "--out", once)
@@ -182,13 +185,14 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     printed = capsys.readouterr().out
     split = json.loads((trained / "cnn_summary.json").read_text())["split"]
     assert f"validation accuracy on {split['val_rows']:,} faces" in printed and "the split used in training" in printed
-    rows = {line.rsplit(None, 2)[0]: line.split()[-2:] for line in printed.splitlines()
+    assert printed.split()[printed.split().index("model") + 1:][:5] == ["plain", "flip", "TTA", "zoom", "TTA"]
+    rows = {line.rsplit(None, 3)[0]: line.split()[-3:] for line in printed.splitlines()
             if line.startswith((str(model), "ensemble of 2"))}
     assert set(rows) == {str(model), "ensemble of 2"}
-    plain, flipped = map(float, rows[str(model)])
+    plain, flipped, zoomed = map(float, rows[str(model)])
     best = json.loads((trained / "cnn_summary.json").read_text())["best_val_accuracy"]
     assert abs(plain - best) < 1e-3  # the same faces Keras validated on during training
-    assert flipped < plain - 0.1  # mirrored synthetic classes: flips must hurt here
+    assert flipped < plain - 0.1 and zoomed < plain - 0.1  # mirrored synthetic classes: mirrors must hurt here
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
 
 
