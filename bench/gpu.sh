@@ -8,7 +8,7 @@
 #      0.6486 with it and 0.6445 without; try --width 2 too, though a 2x model is 14 MB in float16, too big
 #      to ship);
 #   4. if time is left, a second seed of the default, then every model trained here and their ensemble,
-#      with and without flips, on the validation split (predict.py --validate).
+#      plain, with flips and with flips and zooms, on the validation split (predict.py --validate).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
 # model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB
@@ -83,7 +83,7 @@ if [ -n "$CANDIDATE_ARGS" ] && [ -f "$MODELS/cnn_gpu_summary.json" ] && train cn
 fi
 if [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
     bring_back cnn_gpu_s1
-    say "validation: each model and the ensemble, with and without flips"
+    say "validation: each model and the ensemble, plain and with each TTA"
     trained=()
     for name in cnn_gpu cnn_gpu_s1 cnn_candidate; do
         [ -f "$MODELS/${name}_summary.json" ] && trained+=(--model "$MODELS/$name.keras")

@@ -97,3 +97,28 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
                              env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "none_history.csv" in missing.stderr
     assert not (tmp_path / "other.png").exists()
+
+
+def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthetic_files):
+    from fer import cli
+
+    model = trained / "cnn.keras"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "tta.py"), "--model", str(model),
+                           "--data", str(synthetic_files["train"]), "--zooms", "0.9", "1.1"],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    # 1; 1+0.9; 1+1.1; 1+0.9+1.1; and predict.py's --tta zoom set
+    table = [line.split("<-")[0].split() for line in lines[2:-1]]
+    half_a = {tuple(map(float, row[:-3])): float(row[-3]) for row in table}
+    assert len(table) == len(half_a) == 5 and (1.0,) in half_a and (1.0, 0.9, 1.1) in half_a
+    assert result["chosen_half_a"] == max(half_a.values()) == half_a[tuple(result["chosen_on_half_a"])]
+    # the flips-alone and --tta zoom scores are what predict.py's own views give
+    _, val, _ = cli.load_split(synthetic_files["train"], model)
+    loaded = cli.load_model(model)
+    for key, tta in (("flips_all", "flip"), ("tta_zoom_all", "zoom")):
+        expected = np.mean(cli.predict_probabilities([loaded], val.x, tta).argmax(1) == val.y)
+        assert abs(result[key] - expected) < 1e-4, key
+    assert abs(result["plain_all"] - np.mean(cli.predict_probabilities([loaded], val.x).argmax(1) == val.y)) < 1e-4
+    assert result["val_rows"] == len(val)
