@@ -39,7 +39,7 @@ def parse_args():
                              "each mirrored) or flip (2 views)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
-                                                         "accuracy of each model and of the ensemble, plain and with each --tta")
+                        "accuracy of each model and of the ensemble, plain and with each --tta")
     parser.add_argument("--fit", action="store_true", help="with --validate: also each model's accuracy on its "
                         "training split, without augmentation (the history's is on augmented faces)")
     return parser.parse_args()
