@@ -68,12 +68,14 @@ def table(runs):
 
 def curves_figure(runs, path):
     fig, (by_epoch, by_time) = plots.plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for name, history, summary in runs:
+    for i, (name, history, summary) in enumerate(runs):
         val = [r["val_accuracy"] for r in history]
         minutes = [seconds / 60 for seconds in accumulate(r["epoch_seconds"] for r in history)]
         label = f"{name} ({max(val):.4f})"
-        by_epoch.plot([r["epoch"] for r in history], val, "-", lw=1.5, label=label)
-        by_time.plot(minutes, val, "-", lw=1.5, label=label)
+        # past the 10 default colours, dashes keep every run's line distinct
+        style = dict(color=f"C{i % 10}", linestyle=["-", "--", ":"][i // 10 % 3], lw=1.5, label=label)
+        by_epoch.plot([r["epoch"] for r in history], val, **style)
+        by_time.plot(minutes, val, **style)
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("wall time (minutes)")
     by_epoch.set_ylabel("validation accuracy")
