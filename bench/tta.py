@@ -37,7 +37,8 @@ def parse_args():
 def candidate_sets(zooms, current):
     """Zoom sets to compare, each starting with 1 (the face as it is)."""
     zoom_in, zoom_out = [z for z in zooms if z < 1], [z for z in zooms if z > 1]
-    sets = [(1.0,)] + [(1.0, z) for z in zooms if z != 1] + [(1.0, a, b) for a, b in itertools.product(zoom_in, zoom_out)]
+    pairs = [(1.0, z) for z in zooms if z != 1]
+    sets = [(1.0,)] + pairs + [(1.0, a, b) for a, b in itertools.product(zoom_in, zoom_out)]
     return list(dict.fromkeys(sets + [tuple(current)]))
 
 
@@ -50,16 +51,11 @@ def main():
     models = [cli.load_model(path) for path in args.model]
     _, val, note = cli.load_split(args.data, args.model[0])
     started = time.perf_counter()
-    # probabilities[zoom]: mean over models of the face and its mirror at that zoom
-    probabilities, unmirrored = {}, None
-    views = tta_views(val.x, zooms)
-    for zoom in zooms:
-        plain, mirrored = next(views), next(views)
-        each = [[cli.predict_probabilities([model], view, batch_size=args.batch_size) for view in (plain, mirrored)]
-                for model in models]
-        probabilities[zoom] = np.mean([p for pair in each for p in pair], axis=0)
-        if zoom == 1.0:
-            unmirrored = np.mean([pair[0] for pair in each], axis=0)
+    # each view's probabilities averaged over the models, in tta_views' order: a zoom, then its mirror
+    predicted = [cli.predict_probabilities(models, view, batch_size=args.batch_size)
+                 for view in tta_views(val.x, zooms)]
+    probabilities = {zoom: (predicted[2 * i] + predicted[2 * i + 1]) / 2 for i, zoom in enumerate(zooms)}
+    unmirrored = predicted[2 * zooms.index(1.0)]
     seconds = time.perf_counter() - started
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2
 
