@@ -8,10 +8,13 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
     python train_cnn.py --train ../fer2013.csv --arch report5 --preset cpu
 """
 import argparse
+import time
 
-import fer
-from fer import cli, training
-from fer.models import ARCHITECTURES
+STARTED = time.perf_counter()  # --minutes counts the whole command, Keras's import included
+
+import fer  # noqa: E402
+from fer import cli, training  # noqa: E402
+from fer.models import ARCHITECTURES  # noqa: E402
 
 
 def parse_args():
@@ -25,6 +28,11 @@ def parse_args():
     arch.add_argument("--dropout", type=float, default=0.4)
     arch.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
                       help="leave out every BatchNormalization layer (ablation)")
+    parser.add_argument("--minutes", type=float,
+                        help="time the whole command to this many minutes: the epochs are planned from the "
+                             "speed measured here, the learning rate follows the clock, and training stops in "
+                             f"time (the cpu preset does this for {training.CPU_MINUTES} minutes unless --epochs "
+                             "is given)")
     return parser.parse_args()
 
 
@@ -36,7 +44,7 @@ def main():
     test = cli.load_test(args.test) if args.test else None
     data = training.prepare_data(args.train, settings)
 
-    run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
+    run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh, started=STARTED)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
 
 

@@ -49,7 +49,8 @@ def recipe(summary):
         return "(still training: no summary yet)"
     network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
                if "trainable_parameters" in summary else "")
-    return (f"{summary.get('preset', '?')}: {network}{s.get('epochs')} ep, {s.get('optimizer')} lr {s.get('lr')} "
+    length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
+    return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
             f"wd {s.get('weight_decay')}, {augmentation_words(s)}, {summary.get('precision')}")
 
 

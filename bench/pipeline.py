@@ -87,9 +87,10 @@ def main():
     settings = {**DEFAULTS, "epochs": 1, "lr": 1e-3}
     steps = len(x) // args.batch_size
 
-    def arrays(model, total, callback):  # one epoch over exactly `total` batches of in-memory arrays
-        model.fit(x[:total * args.batch_size], y[:total * args.batch_size], batch_size=args.batch_size,
-                  epochs=1, shuffle=True, callbacks=[callback], verbose=0)
+    def arrays(model, total, callback):  # one epoch over exactly `total` batches, fed as train_cnn.py feeds them
+        k = total * args.batch_size
+        model.fit(**backend.array_feed(x[:k], y[:k], args.batch_size, seed=0), epochs=1, callbacks=[callback],
+                  verbose=0)
 
     def generator(model, total, callback):
         flow = imagedatagenerator_flow(x, y, args.batch_size, seed=0)

@@ -58,10 +58,33 @@ def cpu_flags():
 def cpu_bfloat16_is_fast():
     """True where mixed bfloat16 trains faster than float32 on this CPU.
 
-    Measured with TensorFlow: an Intel Xeon with AMX runs it faster (257 vs 199 images/s), an AVX2-only
-    AMD EPYC ten times slower (11 vs 105). AMX is the tell; other backends stay in float32.
+    Measured with TensorFlow (bench/pipeline.py, 2 cores): an Intel Xeon with AMX runs it faster (257 vs 199
+    images/s), an AMD EPYC with AVX-512 bf16 too (523 vs 427 at width 1), an AVX2-only AMD EPYC ten times
+    slower (11 vs 105). Those instructions are the tell; other backends stay in float32.
     """
-    return name() == "tensorflow" and "amx_bf16" in cpu_flags()
+    return name() == "tensorflow" and bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def array_feed(x, y, batch_size, seed):
+    """fit()'s arguments for in-memory arrays, reshuffled every epoch.
+
+    Under TensorFlow: a tf.data pipeline with autotuning off. Keras's own pipeline for arrays autotunes, and on
+    a 2-core CPU that made whole epochs 1.3-1.8x slower at random (the cpu preset on an AMD EPYC: 44 or 79 s an
+    epoch, either one; measured at 390 or 520 images/s), while with autotuning off every epoch ran at the faster
+    rate. Shuffling indices keeps a single copy of the faces."""
+    if name() != "tensorflow":
+        return dict(x=x, y=y, batch_size=batch_size, shuffle=True)
+    import tensorflow as tf
+
+    faces, labels = tf.constant(x), tf.constant(y)
+    batches = (tf.data.Dataset.range(len(x))
+               .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size)
+               .map(lambda i: (tf.gather(faces, i), tf.gather(labels, i)))
+               .prefetch(2))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dict(x=batches.with_options(options), shuffle=False)  # the pipeline shuffles; Keras can't
 
 
 def has_gpu():

@@ -31,18 +31,25 @@ from .errors import InputError
 PRESETS = {
     "smoke": dict(epochs=2, batch_size=32, precision="float32", limit=512, lr=2e-3, augment_scale=0.5, width=1.0),
     "sample": dict(epochs=12, batch_size=32, precision="float32", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
-    # precision "auto": bfloat16 where the CPU has AMX, else float32 (on an AVX2-only CPU TensorFlow runs
-    # bfloat16 ~10x slower: measured 11 vs 105 images/s). epochs "auto": what fits about 30 minutes,
-    # 20 epochs in bfloat16 with AMX (~85 s each on a 2-core Xeon), 8 in float32 (~250 s on a 2-core EPYC).
+    # precision "auto": bfloat16 where the CPU has AMX or AVX-512 bf16, else float32 (on an AVX2-only CPU
+    # TensorFlow runs bfloat16 ~10x slower: measured 11 vs 105 images/s).
+    # epochs "auto": train_cnn.py times the run to CPU_MINUTES (epochs_for_budget plans the epochs from the
+    # speed it measures, ClockSchedule paces the learning rate by the clock), so the half hour is used on any
+    # CPU. Scripts that compare runs take a fixed 20 (bfloat16) or 8 (float32) instead.
     # Half-strength warps: a short run learns faster with milder augmentation (measured on a 4k subset).
     # width: the CNN's channel multiplier (1.0 = 32-64-128-256, dense 256). The gpu preset's 1.5x (4.0M
     # parameters, 2.3x the FLOPs) beat 1.0x at 60 epochs (0.6588 vs 0.6445) and is the widest whose float16 file
-    # ships within 10 MB; the cpu preset stays 1.0x to fit 30 minutes (1.5x takes 42 there).
+    # ships within 10 MB; the cpu preset stays 1.0x: at equal time 1.5x matched 1.0x (0.6412 in 20 epochs,
+    # 2,540 s, against 0.6418 in 30 epochs, 2,409 s, on the Xeon).
     "cpu": dict(epochs="auto", batch_size=128, precision="auto", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
     "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0, width=1.5),
 }
 DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
-                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0)
+                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
+                minutes=None)
+CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
+BUDGET_RESERVE_S = 20  # of those: after training, the figure and a test-set prediction
+PROCESS_START = time.perf_counter()  # this module loads first thing; a budget counts from here
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_model):
@@ -98,12 +105,19 @@ def settings_from(args):
         value = getattr(args, key, None)
         if value is not None:
             chosen[key] = value
-    if "auto" in (chosen["precision"], chosen["epochs"]):
-        fast_bfloat16 = backend.cpu_bfloat16_is_fast()
-        if chosen["precision"] == "auto":
-            chosen["precision"] = "bfloat16" if fast_bfloat16 else "float32"
-        if chosen["epochs"] == "auto":
-            chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
+    if chosen["minutes"] is not None:
+        if getattr(args, "epochs", None) is not None:
+            raise InputError("--minutes", "give --minutes or --epochs, not both")
+        if not chosen["minutes"] > 0:
+            raise InputError("--minutes", f"must be positive, got {chosen['minutes']}")
+        chosen["epochs"] = "auto"
+    elif chosen["epochs"] == "auto" and hasattr(args, "minutes"):
+        chosen["minutes"] = CPU_MINUTES  # train_cnn.py: fit the epochs to the preset's half hour
+    if chosen["precision"] == "auto":
+        chosen["precision"] = "bfloat16" if backend.cpu_bfloat16_is_fast() else "float32"
+    if chosen["epochs"] == "auto" and chosen["minutes"] is None:
+        # Scripts that compare runs (ablation, semi-supervised, the DNN) need one fixed count.
+        chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and backend.cpu_bfloat16_is_fast() else 8
     if not hasattr(args, "width"):  # a script without CNNs (train_dnn.py): not a setting of its runs
         del chosen["width"]
     elif chosen["width"] <= 0:
@@ -116,7 +130,7 @@ def settings_from(args):
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
     if not 0 < chosen["val_fraction"] < 1:
         raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
-    if chosen["epochs"] < 1 or chosen["batch_size"] < 1:
+    if chosen["epochs"] != "auto" and chosen["epochs"] < 1 or chosen["batch_size"] < 1:
         raise InputError("--epochs/--batch-size", "must be positive")
     return chosen
 
@@ -166,11 +180,14 @@ def one_hot(y):
 # ----------------------------------------------------------------------------- fit
 
 def compile_model(model, settings, steps_per_epoch):
-    total = settings["epochs"] * steps_per_epoch
-    warmup = min(settings["warmup_epochs"] * steps_per_epoch, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=settings["lr"] / 10, decay_steps=max(1, total - warmup),
-        warmup_target=settings["lr"], warmup_steps=warmup)
+    if settings.get("minutes"):
+        schedule = float(settings["lr"])  # a variable, which ClockSchedule sets at each epoch
+    else:
+        total = settings["epochs"] * steps_per_epoch
+        warmup = min(settings["warmup_epochs"] * steps_per_epoch, total // 2)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=settings["lr"] / 10, decay_steps=max(1, total - warmup),
+            warmup_target=settings["lr"], warmup_steps=warmup)
     if settings["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
                                          weight_decay=settings["weight_decay"])
@@ -181,21 +198,133 @@ def compile_model(model, settings, steps_per_epoch):
                   metrics=["accuracy"])
 
 
-def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False):
-    """Build the CNN for these settings (width among them), say what it is, fit it; returns the run's summary."""
+def build_for(settings, data, arch="vgg", dropout=0.4):
+    """The CNN these settings describe (width, augmentation, erasing...), with the data's normalization."""
     from .models import build_cnn
 
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
-    model = build_cnn(arch, data["mean"], data["variance"], settings["augment"], settings["width"], dropout,
-                      settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"],
-                      erase=settings["erase"])
+    return build_cnn(arch, data["mean"], data["variance"], settings["augment"], settings["width"], dropout,
+                     settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"],
+                     erase=settings["erase"])
+
+
+def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, started=None):
+    """Build the CNN for these settings (width among them), say what it is, fit it; returns the run's summary.
+
+    With settings["minutes"] the run is timed from `started` (default: when this module loaded)."""
+    budget = None
+    if settings["epochs"] == "auto":
+        settings["epochs"], budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
+    model = build_for(settings, data, arch, dropout)
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
           f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
           f"{backend.name()} on {run['device']}", flush=True)
-    run.update(fit(model, data, settings, paths, fresh=fresh))
+    if budget:
+        # A first session's time so far, the measurement and this build included; a resumed one keeps its own.
+        spent = time.perf_counter() - (PROCESS_START if started is None else started)
+        budget.setdefault("seconds_before_training", round(spent, 1))
+        run["budget"] = budget
+        print(f"about {budget['planned_epochs']} epochs fit {settings['minutes']:g} minutes here "
+              f"({budget['train_images_per_second']:,.0f} training and {budget['val_images_per_second']:,.0f} "
+              f"validation images/s measured, ~{budget['epoch_seconds']:.0f} s an epoch); the learning rate "
+              f"follows the clock, so the run ends on time even if the machine slows down", flush=True)
+    run.update(fit(model, data, settings, paths, fresh=fresh, budget=budget))
     return run
+
+
+def epochs_for_budget(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, started=None):
+    """The epoch cap and plan of a run timed to settings["minutes"]: returns (cap, budget).
+
+    The plan is as many epochs as fit the time left, counted from `started` (the process start), at the speed
+    this machine shows on a few steps of the same network; the cap leaves room for the machine to speed up.
+    ClockSchedule then paces the learning rate by the clock. A run that resumes keeps its cap and budget."""
+    saved = paths["resume"] / "budget.json"
+    if saved.exists() and not fresh:
+        budget = json.loads(saved.read_text())
+        if budget.get("minutes") == settings["minutes"]:
+            return budget["cap_epochs"], budget
+    rates = measure_speed(data, settings, arch, dropout)
+    epoch = len(data["x_train"]) / rates["train"] + len(data["x_val"]) / rates["val"]
+    elapsed = time.perf_counter() - (PROCESS_START if started is None else started)
+    planned = max(1, int((settings["minutes"] * 60 - elapsed - BUDGET_RESERVE_S) // epoch))
+    cap = planned + max(1, planned // 2)
+    return cap, {"minutes": settings["minutes"], "train_images_per_second": round(rates["train"], 1),
+                 "val_images_per_second": round(rates["val"], 1), "epoch_seconds": round(epoch, 1),
+                 "planned_epochs": planned, "cap_epochs": cap}
+
+
+class ClockSchedule(keras.callbacks.Callback):
+    """Warm-up, then cosine decay paced by the clock: each epoch's learning rate is the cosine at the share of
+    the time budget its middle will have used (or of the epoch cap, if that is further on), and training stops
+    when the next epoch would not end in time. So a machine that slows down mid-run still ends on time with the
+    learning rate near zero. One rate per epoch: under JAX the rate reaches the compiled step at epoch starts.
+
+    budget_s: seconds for training, counted from `spent_s` already used (loading, earlier sessions' epochs);
+    epoch_s: the expected length of an epoch, until one has been timed.
+    """
+
+    def __init__(self, lr, warmup_epochs, cap_epochs, budget_s, spent_s, epoch_s, done_rows=(),
+                 clock=time.perf_counter):
+        super().__init__()
+        self.lr, self.warmup, self.cap, self.budget = lr, warmup_epochs, cap_epochs, budget_s
+        self.spent, self.epoch_s, self.clock = spent_s, epoch_s, clock
+        self.between = 0.0  # checkpoints and backup after an epoch, before the next begins
+        self.ended = None
+        rows = list(done_rows)
+        self.warm_end = (spent_s - sum(r["epoch_seconds"] for r in rows[warmup_epochs:])
+                         if len(rows) >= warmup_epochs else None)
+        if rows:
+            self.epoch_s = rows[-1]["epoch_seconds"]
+
+    def on_train_begin(self, logs=None):
+        self.t0 = self.clock() - self.spent
+
+    def rate_for(self, epoch, elapsed):
+        if epoch < self.warmup:  # the mean of a linear ramp from lr/10 to lr across the warm-up
+            return self.lr * (0.1 + 0.9 * (epoch + 0.5) / self.warmup)
+        warm_end = elapsed if self.warm_end is None else self.warm_end
+        by_time = (elapsed + self.epoch_s / 2 - warm_end) / max(1e-9, self.budget - warm_end)
+        by_epochs = (epoch + 0.5 - self.warmup) / max(1, self.cap - self.warmup)
+        progress = min(1.0, max(by_time, by_epochs, 0.0))
+        return self.lr * 0.5 * (1 + np.cos(np.pi * progress))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = self.clock()
+        if self.ended is not None:
+            self.between = self.started - self.ended
+        elapsed = self.started - self.t0
+        if epoch == self.warmup and self.warm_end is None:
+            self.warm_end = elapsed
+        self.model.optimizer.learning_rate = float(self.rate_for(epoch, elapsed))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ended = self.clock()
+        self.epoch_s = self.ended - self.started + self.between  # the next one, as this one went
+        if self.ended - self.t0 + self.epoch_s > self.budget:
+            self.model.stop_training = True
+
+
+def measure_speed(data, settings, arch="vgg", dropout=0.4, steps=6, warmup=2):
+    """Training and validation images/s of the run's network here, timed on a throwaway copy after `warmup`
+    steps (compilation). The session is cleared afterwards so the real network gets the same layer names
+    as in a run that resumes without measuring (its backup is matched by name)."""
+    model = build_for(settings, data, arch, dropout)
+    compile_model(model, {**settings, "epochs": 1}, warmup + steps)
+    n = min(settings["batch_size"], len(data["x_train"]))
+    x, y = data["x_train"][:n], data["y_train"][:n]
+    rates = {}
+    for name, step in (("train", model.train_on_batch), ("val", model.test_on_batch)):
+        for _ in range(warmup):
+            step(x, y)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step(x, y)
+        rates[name] = steps * n / (time.perf_counter() - t0)
+    del model
+    keras.backend.clear_session()
+    return rates
 
 
 def finished_run(paths, settings, data):
@@ -212,8 +341,10 @@ def finished_run(paths, settings, data):
     return summary if same else None
 
 
-def fit(model, data, settings, paths, fresh=False):
-    """Train with checkpoint-on-best, atomic CSV history, resume; returns the summary dict."""
+def fit(model, data, settings, paths, fresh=False, budget=None):
+    """Train with checkpoint-on-best, atomic CSV history, resume; returns the summary dict.
+
+    With a budget (settings["minutes"]), ClockSchedule sets the learning rate and ends the run on time."""
     steps = -(-len(data["x_train"]) // settings["batch_size"])
     compile_model(model, settings, steps)
     check_resume(paths["resume"], settings, data["split"], fresh)
@@ -222,6 +353,14 @@ def fit(model, data, settings, paths, fresh=False):
     recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0)
     write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
     callbacks = [recorder, AtomicBackupAndRestore(str(paths["resume"]))]
+    if budget:
+        write_text(paths["resume"] / "budget.json", json.dumps(budget, indent=1))
+        rows = recorder.rows[:done]
+        callbacks.insert(0, ClockSchedule(
+            settings["lr"], settings["warmup_epochs"], settings["epochs"],
+            budget_s=budget["minutes"] * 60 - BUDGET_RESERVE_S,
+            spent_s=budget["seconds_before_training"] + sum(r["epoch_seconds"] for r in rows),
+            epoch_s=budget["epoch_seconds"], done_rows=rows))
     verbose = 1 if sys.stdout.isatty() else 2
     started = time.perf_counter()
     model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"],
@@ -242,7 +381,7 @@ def training_feed(data, settings, steps, done):
         from .augment import MixupBatches
 
         return dict(x=MixupBatches(x, y, batch_size, settings["mixup"], settings["seed"], epoch=done))
-    return dict(x=x, y=y, batch_size=batch_size, shuffle=True)
+    return backend.array_feed(x, y, batch_size, settings["seed"])
 
 
 def backed_up_epochs(resume_dir):

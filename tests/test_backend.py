@@ -24,19 +24,20 @@ def test_precision_switch_and_device():
     assert backend.accelerator().startswith(("CPU: ", "GPU: "))
 
 
-def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
+def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch):
     import argparse
 
     from fer import training
 
     parser = argparse.ArgumentParser()
-    training.add_arguments(parser, "models/cnn.keras")
+    training.add_arguments(parser, "models/cnn.keras")  # a script without --minutes: fixed epoch counts
     args = parser.parse_args(["--train", "x.csv", "--preset", "cpu"])
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
-    monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
-    assert training.settings_from(args)["precision"] == "bfloat16"
-    assert training.settings_from(args)["epochs"] == 20  # the 30-minute budget buys more epochs
-    monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "fma"})
+    for flags in ({"avx2", "amx_bf16", "amx_tile"}, {"avx2", "avx512f", "avx512_bf16"}):
+        monkeypatch.setattr(backend, "cpu_flags", lambda: flags)
+        assert training.settings_from(args)["precision"] == "bfloat16"
+        assert training.settings_from(args)["epochs"] == 20  # the 30-minute budget buys more epochs
+    monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
     assert training.settings_from(args)["precision"] == "float32"
     assert training.settings_from(args)["epochs"] == 8
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"amx_bf16"})
@@ -91,3 +92,21 @@ def test_width_comes_from_the_preset_unless_given(tmp_path, capsys):
                       "--width", "0", "--model", out) == 2
     assert capsys.readouterr().err.strip() == "error: --width: must be positive, got 0.0"
     assert not out.exists()
+
+
+def test_the_array_feed_gives_every_face_once_an_epoch_reshuffled():
+    x = np.arange(50, dtype="float32").reshape(50, 1)
+    feed = backend.array_feed(x, 2 * x, 8, seed=0)
+    if backend.name() != "tensorflow":
+        assert feed["x"] is x and feed["shuffle"]
+        return
+    assert feed["x"].options().autotune.enabled is False  # Keras's autotuned feed made epochs slow at random
+    orders = []
+    for _ in range(2):
+        batches = [(np.asarray(a), np.asarray(b)) for a, b in feed["x"]]
+        assert [len(a) for a, _ in batches] == [8] * 6 + [2]
+        order = np.concatenate([a[:, 0] for a, _ in batches])
+        np.testing.assert_array_equal(np.concatenate([b[:, 0] for _, b in batches]), 2 * order)  # pairs kept
+        assert sorted(order) == list(range(50))
+        orders.append(order)
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], np.arange(50))

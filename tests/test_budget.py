@@ -1,0 +1,172 @@
+"""--minutes: the epoch plan from a measured speed, and the learning rate paced by the clock."""
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces
+from fer import training
+
+
+def minutes_parser():
+    """train_cnn.py's settings: the shared flags plus --width and --minutes."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser, "models/cnn.keras")
+    parser.add_argument("--minutes", type=float)
+    parser.add_argument("--width", type=float)
+    return parser
+
+
+def test_train_cnn_times_the_cpu_preset_to_its_half_hour_unless_told(tmp_path, capsys):
+    parser = minutes_parser()
+    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "cpu"]))
+    assert (settings["epochs"], settings["minutes"]) == ("auto", training.CPU_MINUTES)
+    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "cpu", "--epochs", "5"]))
+    assert (settings["epochs"], settings["minutes"]) == (5, None)
+    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "gpu"]))
+    assert (settings["epochs"], settings["minutes"]) == (60, None)
+    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "gpu", "--minutes", "9"]))
+    assert (settings["epochs"], settings["minutes"], settings["width"]) == ("auto", 9, 1.5)
+    out = tmp_path / "cnn.keras"
+    for flags, message in ((["--minutes", "2", "--epochs", "3"], "give --minutes or --epochs, not both"),
+                           (["--minutes", "0"], "must be positive, got 0.0")):
+        assert run_script("train_cnn.py", "--train", ROOT / "data/sample/train.csv.xz", *flags, "--model", out) == 2
+        assert capsys.readouterr().err.strip() == f"error: --minutes: {message}"
+        assert not out.exists()
+
+
+def budget_data(n_train=1000, n_val=400):
+    return dict(x_train=np.zeros((n_train, 48, 48, 1), "float32"), x_val=np.zeros((n_val, 48, 48, 1), "float32"))
+
+
+def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_path):
+    monkeypatch.setattr(training, "measure_speed", lambda *a, **k: {"train": 100.0, "val": 400.0})
+    paths = training.output_paths(tmp_path / "cnn.keras", tmp_path)
+    reserve = training.BUDGET_RESERVE_S
+
+    def plan(minutes, spent=0.0, data=None):
+        cap, budget = training.epochs_for_budget(data or budget_data(), {"minutes": minutes}, paths,
+                                                 started=time.perf_counter() - spent)
+        assert cap == budget["cap_epochs"] >= budget["planned_epochs"]
+        return budget["planned_epochs"]
+
+    # an epoch here: 1000 / 100 + 400 / 400 = 11 s
+    assert plan(10) == (600 - reserve) // 11
+    assert plan(10, spent=300) == (300 - reserve) // 11  # time already spent (loading the data) counts
+    assert plan(0.1) == 1
+    assert plan(10, data=budget_data(2000, 800)) == (600 - reserve) // 22
+    cap, budget = training.epochs_for_budget(budget_data(), {"minutes": 10}, paths)
+    assert budget["epoch_seconds"] == 11.0 and budget["train_images_per_second"] == 100.0
+    assert cap == budget["planned_epochs"] * 3 // 2  # room for the machine to speed up
+
+
+def test_a_resumed_budget_run_keeps_its_plan_without_measuring(monkeypatch, tmp_path):
+    paths = training.output_paths(tmp_path / "cnn.keras", tmp_path)
+    paths["resume"].mkdir(parents=True)
+    saved = {"minutes": 30, "cap_epochs": 7, "planned_epochs": 5, "epoch_seconds": 11.0,
+             "seconds_before_training": 12.0}
+    (paths["resume"] / "budget.json").write_text(json.dumps(saved))
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured although the run resumes")
+
+    monkeypatch.setattr(training, "measure_speed", no_measuring)
+    assert training.epochs_for_budget(budget_data(), {"minutes": 30}, paths) == (7, saved)
+    # another budget, or --fresh, measures again
+    monkeypatch.setattr(training, "measure_speed", lambda *a, **k: {"train": 100.0, "val": 400.0})
+    assert training.epochs_for_budget(budget_data(), {"minutes": 20}, paths)[1] != saved
+    assert training.epochs_for_budget(budget_data(), {"minutes": 30}, paths, fresh=True)[1] != saved
+
+
+def test_measuring_speed_leaves_the_real_network_named_as_without_it():
+    """A resumed run skips the measurement; its backup is matched to the layers by name."""
+    import keras
+
+    x, y = synthetic_faces(64)
+    data = dict(x_train=x.reshape(-1, 48, 48, 1).astype("float32"), y_train=np.eye(7, dtype="float32")[y],
+                x_val=x[:16].reshape(-1, 48, 48, 1).astype("float32"), mean=100.0, variance=900.0)
+    settings = {**training.DEFAULTS, "precision": "float32", "width": 0.25, "augment_scale": 0.5,
+                "batch_size": 16, "lr": 1e-3, "epochs": 1}
+    keras.backend.clear_session()
+    plain = [v.path for v in training.build_for(settings, data).weights]
+    keras.backend.clear_session()
+    rates = training.measure_speed(data, settings, steps=2, warmup=1)
+    assert rates["train"] > 0 and rates["val"] > 0
+    assert [v.path for v in training.build_for(settings, data).weights] == plain
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_clock(durations, cap, budget_s, spent_s=0.0, epoch_s=10.0, done_rows=(), first_epoch=0, lr=1.0):
+    """Drive a ClockSchedule through epochs of the given lengths (seconds) as fit() would; returns
+    (learning rate of each epoch run, seconds used at the end, the callback)."""
+    clock = FakeClock()
+    model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False)
+    schedule = training.ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    rates = []
+    for epoch in range(first_epoch, cap):
+        schedule.on_epoch_begin(epoch)
+        rates.append(model.optimizer.learning_rate)
+        clock.now += durations[epoch] if epoch < len(durations) else durations[-1]
+        schedule.on_epoch_end(epoch)
+        if model.stop_training:
+            break
+    return rates, clock.now - 1000.0 + spent_s, schedule
+
+
+def test_the_clock_schedule_anneals_by_the_deadline_and_stops_there():
+    rates, used, _ = run_clock([10.0], cap=100, budget_s=100)
+    assert len(rates) == 10 and used <= 100
+    assert rates[0] == pytest.approx(0.55)  # warm-up: the mean of the ramp from lr/10 to lr
+    assert all(a > b for a, b in zip(rates[1:], rates[2:]))
+    assert rates[1] > 0.9 and rates[-1] < 0.02
+
+
+def test_a_machine_that_slows_down_still_ends_on_time_with_the_rate_near_zero():
+    steady, _, _ = run_clock([10.0], cap=100, budget_s=100)
+    rates, used, _ = run_clock([10.0] * 4 + [20.0], cap=100, budget_s=100)
+    assert used <= 100 and len(rates) < len(steady)
+    assert rates[-1] < 0.1
+    assert rates[5] < steady[5]  # after the slower epochs the rate comes down faster
+
+
+def test_a_machine_faster_than_planned_ends_at_the_cap_annealed():
+    rates, used, _ = run_clock([10.0], cap=6, budget_s=1000)
+    assert len(rates) == 6 and used == 60
+    assert all(a > b for a, b in zip(rates[1:], rates[2:])) and rates[-1] < 0.05
+
+
+def test_a_resumed_clock_schedule_gives_the_rates_of_the_uninterrupted_run():
+    durations = [12.0, 10.0, 10.0, 11.0, 10.0, 10.0, 10.0, 10.0]
+    whole, _, _ = run_clock(durations, cap=100, budget_s=100, spent_s=5.0)
+    rows = [{"epoch_seconds": d} for d in durations[:3]]
+    resumed, _, _ = run_clock(durations, cap=100, budget_s=100, spent_s=5.0 + sum(durations[:3]),
+                              done_rows=rows, first_epoch=3)
+    np.testing.assert_allclose(resumed, whole[3:], rtol=1e-9)
+
+
+def test_a_timed_run_learns_anneals_and_records_its_budget(synthetic_files, tmp_path):
+    out = tmp_path / "cnn.keras"
+    assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--no-augment",
+                      "--minutes", "0.6", "--model", out, "--figures", tmp_path) == 0
+    summary = json.loads((tmp_path / "cnn_summary.json").read_text())
+    budget = summary["budget"]
+    assert summary["settings"]["minutes"] == 0.6 and summary["settings"]["epochs"] == budget["cap_epochs"]
+    assert budget["train_images_per_second"] > 0 and budget["planned_epochs"] >= 1
+    rows = read_rows(tmp_path / "cnn_history.csv")
+    assert 2 <= len(rows) <= budget["cap_epochs"]
+    rates = [float(r["lr"]) for r in rows]
+    assert rates[0] < max(rates) and rates[-1] < 0.2 * max(rates)
+    assert summary["best_val_accuracy"] >= 0.8
