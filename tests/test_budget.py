@@ -170,3 +170,22 @@ def test_a_timed_run_learns_anneals_and_records_its_budget(synthetic_files, tmp_
     rates = [float(r["lr"]) for r in rows]
     assert rates[0] < max(rates) and rates[-1] < 0.2 * max(rates)
     assert summary["best_val_accuracy"] >= 0.8
+
+
+def test_a_rate_set_at_an_epoch_start_reaches_that_epochs_steps():
+    """ClockSchedule relies on it; under JAX the compiled step reads the optimizer's variables at epoch starts."""
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.AdamW(0.01), "mse")
+    weights = {}
+
+    class ZeroAfterFirst(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            weights[epoch] = self.model.get_weights()[0].copy()
+            self.model.optimizer.learning_rate = 0.01 if epoch == 0 else 0.0
+
+    model.fit(x, x.sum(1, keepdims=True), batch_size=16, epochs=2, verbose=0, callbacks=[ZeroAfterFirst()])
+    assert not np.allclose(weights[0], weights[1])
+    np.testing.assert_allclose(model.get_weights()[0], weights[1], atol=1e-7)
