@@ -113,11 +113,12 @@ def settings_from(args):
         chosen["epochs"] = "auto"
     elif chosen["epochs"] == "auto" and hasattr(args, "minutes"):
         chosen["minutes"] = CPU_MINUTES  # train_cnn.py: fit the epochs to the preset's half hour
+    fast_bfloat16 = "auto" in (chosen["precision"], chosen["epochs"]) and backend.cpu_bfloat16_is_fast()
     if chosen["precision"] == "auto":
-        chosen["precision"] = "bfloat16" if backend.cpu_bfloat16_is_fast() else "float32"
+        chosen["precision"] = "bfloat16" if fast_bfloat16 else "float32"
     if chosen["epochs"] == "auto" and chosen["minutes"] is None:
         # Scripts that compare runs (ablation, semi-supervised, the DNN) need one fixed count.
-        chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and backend.cpu_bfloat16_is_fast() else 8
+        chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
     if not hasattr(args, "width"):  # a script without CNNs (train_dnn.py): not a setting of its runs
         del chosen["width"]
     elif chosen["width"] <= 0:
@@ -214,6 +215,7 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
 
     With settings["minutes"] the run is timed from `started` (default: when this module loaded)."""
     budget = None
+    started = PROCESS_START if started is None else started
     if settings["epochs"] == "auto":
         settings["epochs"], budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
     model = build_for(settings, data, arch, dropout)
@@ -223,8 +225,7 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
           f"{backend.name()} on {run['device']}", flush=True)
     if budget:
         # A first session's time so far, the measurement and this build included; a resumed one keeps its own.
-        spent = time.perf_counter() - (PROCESS_START if started is None else started)
-        budget.setdefault("seconds_before_training", round(spent, 1))
+        budget.setdefault("seconds_before_training", round(time.perf_counter() - started, 1))
         run["budget"] = budget
         print(f"about {budget['planned_epochs']} epochs fit {settings['minutes']:g} minutes here "
               f"({budget['train_images_per_second']:,.0f} training and {budget['val_images_per_second']:,.0f} "
