@@ -38,6 +38,11 @@ class RandomAffine(keras.layers.Layer):
         self.fill_mode, self.seed = fill_mode, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
+        # TensorFlow has no XLA kernel for its resampling op (ImageProjectiveTransformV3), and Keras compiles
+        # with XLA wherever TensorFlow sees a GPU: training would stop with "No registered OpKernel for
+        # XLA_GPU_JIT". Saying so makes Keras train such a model without XLA. JAX compiles the warp like any op.
+        if keras.backend.backend() == "tensorflow":
+            self.supports_jit = False
 
     def sample_parameters(self, batch):
         """Per image: angle and shear (radians), shift (pixels), zoom x/y, flip sign."""

@@ -223,3 +223,20 @@ def test_the_views_of_each_tta_kind_start_alike():
     longest = max(TTA_ZOOMS.values(), key=len)
     assert all(tuple(longest[:len(zooms)]) == tuple(zooms) for zooms in TTA_ZOOMS.values())
     assert TTA_ZOOMS["flip"] == (1.0,)
+
+
+@pytest.mark.parametrize("augment", ["affine", "none"])
+def test_training_works_where_keras_compiles_with_xla(augment):
+    """Keras compiles with XLA wherever TensorFlow sees a GPU (and always under JAX). TensorFlow's resampling op has
+    no XLA kernel, so the warp must make Keras fall back instead of stopping with an error; the rest of the
+    network must compile under XLA as it is."""
+    from fer.models import build_cnn
+
+    x = np.random.default_rng(0).uniform(0, 255, (64, 48, 48, 1)).astype("float32")
+    y = np.eye(7, dtype="float32")[np.arange(64) % 7]
+    model = build_cnn("vgg", 128.0, 4000.0, augment, width=0.25, erase=0.5)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=True)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    warp_needs_fallback = augment == "affine" and keras.backend.backend() == "tensorflow"
+    assert model.jit_compile is not warp_needs_fallback
