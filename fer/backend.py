@@ -80,11 +80,38 @@ def array_feed(x, y, batch_size, seed):
     batches = (tf.data.Dataset.range(len(x))
                .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size)
-               .map(lambda i: (tf.gather(faces, i), tf.gather(labels, i)))
-               .prefetch(2))
+               .map(lambda i: (tf.gather(faces, i), tf.gather(labels, i))))
+    return dict(x=without_autotuning(batches), shuffle=False)  # the pipeline shuffles; Keras can't
+
+
+def ordered_feed(x, y=None, batch_size=256):
+    """predict()'s or evaluate()'s arguments for in-memory arrays, in order.
+
+    Under TensorFlow: batches with autotuning off, for the same reason as array_feed. Keras's autotuned feed
+    ran whole passes at about half speed at random (5,760 validation faces in bfloat16 on the EPYC: 1,100 or
+    2,100 faces/s; with autotuning off 2,100-2,300 every pass)."""
+    if name() != "tensorflow":
+        return dict(x=x, batch_size=batch_size, **({} if y is None else dict(y=y)))  # predict() takes no y
+    import tensorflow as tf
+
+    batches = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(batch_size)
+    return dict(x=without_autotuning(batches))
+
+
+def validation_feed(x, y, batch_size=256):
+    """fit()'s validation arguments: ordered_feed's batches, or the arrays with their batch size."""
+    feed = ordered_feed(x, y, batch_size)
+    if "batch_size" in feed:
+        return dict(validation_data=(x, y), validation_batch_size=batch_size)
+    return dict(validation_data=feed["x"])
+
+
+def without_autotuning(batches):
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
-    return dict(x=batches.with_options(options), shuffle=False)  # the pipeline shuffles; Keras can't
+    return batches.prefetch(2).with_options(options)
 
 
 def has_gpu():

@@ -84,6 +84,7 @@ def with_policy(model, policy):
 
 def predict_probabilities(models, x, tta=None, batch_size=256):
     """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
+    from . import backend
     from .augment import TTA_ZOOMS, tta_views
 
     x = x.reshape(-1, 48, 48, 1).astype("float32")
@@ -91,7 +92,7 @@ def predict_probabilities(models, x, tta=None, batch_size=256):
     total = 0
     for model in models:
         for view in views:
-            total = total + model.predict(view, batch_size=batch_size, verbose=0)
+            total = total + model.predict(**backend.ordered_feed(view, batch_size=batch_size), verbose=0)
     return total / (len(models) * len(views))
 
 

@@ -365,7 +365,7 @@ def fit(model, data, settings, paths, fresh=False, budget=None):
     verbose = 1 if sys.stdout.isatty() else 2
     started = time.perf_counter()
     model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"],
-              validation_data=(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
+              **backend.validation_feed(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
     shutil.rmtree(paths["resume"], ignore_errors=True)
     return recorder.summary(time.perf_counter() - started)
 

@@ -110,3 +110,31 @@ def test_the_array_feed_gives_every_face_once_an_epoch_reshuffled():
         assert sorted(order) == list(range(50))
         orders.append(order)
     assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], np.arange(50))
+
+
+def test_the_ordered_feed_keeps_faces_in_order_in_full_batches():
+    x = np.arange(50, dtype="float32").reshape(50, 1)
+    for y in (None, 2 * x):
+        feed = backend.ordered_feed(x, y, 16)
+        if backend.name() != "tensorflow":
+            assert feed["x"] is x and feed.get("y") is y and feed["batch_size"] == 16
+            continue
+        assert feed["x"].options().autotune.enabled is False  # as for training: steady speed
+        batches = [tuple(np.asarray(t) for t in (b if y is not None else (b,))) for b in feed["x"]]
+        assert [len(b[0]) for b in batches] == [16, 16, 16, 2]
+        np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+        if y is not None:
+            np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    validation = backend.validation_feed(x, 2 * x, 16)
+    assert set(validation) == ({"validation_data"} if backend.name() == "tensorflow"
+                               else {"validation_data", "validation_batch_size"})
+
+
+def test_predictions_through_the_ordered_feed_match_the_model_called_directly():
+    from fer.cli import predict_probabilities
+    from fer.models import build_cnn
+
+    model = build_cnn("vgg", 128.0, 4000.0, "none", width=0.25)
+    x = np.random.default_rng(1).uniform(0, 255, (70, 48, 48, 1)).astype("float32")
+    direct = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(predict_probabilities([model], x, batch_size=32), direct, atol=1e-5)
