@@ -84,7 +84,7 @@ def main():
     args = parse_args()
     paths = args.model or [cli.default_model()]
     models = [cli.load_model(p) for p in paths]
-    faces, note = cli.load_validation(args.data, paths[0])
+    faces, note = cli.load_validation(args.data, paths)
     results, report = [], {}
     for path, model in zip(paths, models):
         predicted = cli.predict_probabilities([model], faces.x).argmax(1)

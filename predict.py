@@ -6,8 +6,10 @@ over views of each face: --tta (= --tta zoom) the face and its mirror image,
 each as it is, magnified and shrunk by 15% (6 views); --tta flip only the face
 and its mirror image. With a labeled file (label,feature or fer2013.csv, whose
 PrivateTest rows are predicted) it also prints accuracy. --validate scores the
-same ensemble, plain and with each --tta, on the validation split the (first)
-model was trained without: choose models and --tta by it, not by the test file.
+same ensemble, plain and with each --tta, on the validation split the models
+were trained without (models that held out different faces are refused: train
+an ensemble's members with one --split-seed, whatever their --seed): choose
+models and --tta by it, not by the test file.
 --fit adds each model's accuracy on its own training faces (no augmentation),
 to tell underfitting from overfitting.
 
@@ -86,7 +88,7 @@ def main():
     paths = args.model or [cli.default_model()]
     models = [cli.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
-    train, val, note = cli.load_split(args.validate, paths[0]) if args.validate else (None, None, None)
+    train, val, note = cli.load_split(args.validate, paths) if args.validate else (None, None, None)
     started = time.perf_counter()
     probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
     labels = probabilities.argmax(1)

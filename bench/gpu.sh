@@ -7,8 +7,9 @@
 #      for 120 epochs with random erasing on half the faces: on a 2-core CPU, 60 epochs with erasing
 #      matched the default at 1.5x (0.6587 vs 0.6588) while fitting its training faces far less, so it has
 #      room for more epochs; try --width 2 too, though a 2x model is 14 MB in float16, too big to ship);
-#   4. if time is left, a second seed of the default, then every model trained here and their ensemble,
-#      plain, with flips and with flips and zooms, on the validation split (predict.py --validate).
+#   4. if time is left, a second seed of the default (the same validation faces: --seed leaves the split alone),
+#      then every model trained here and their ensemble, plain, with flips and with flips and zooms, on the
+#      validation split (predict.py --validate).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
 # model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB

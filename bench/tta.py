@@ -49,7 +49,7 @@ def main():
     args = parse_args()
     zooms = sorted({1.0, *TTA_ZOOMS["zoom"], *args.zooms})
     models = [cli.load_model(path) for path in args.model]
-    _, val, note = cli.load_split(args.data, args.model[0])
+    _, val, note = cli.load_split(args.data, args.model)
     started = time.perf_counter()
     # each view's probabilities averaged over the models, in tta_views' order: a zoom, then its mirror
     predicted = [cli.predict_probabilities(models, view, batch_size=args.batch_size)

@@ -124,26 +124,47 @@ def load_test(path):
     return faces
 
 
-def load_validation(data_path, model_path):
-    """The validation rows a model was trained without: the split its summary records, when it matches."""
-    _, validation, note = load_split(data_path, model_path)
+def load_validation(data_path, model_paths):
+    """The validation rows the models were trained without: the split their summaries record, when it matches."""
+    _, validation, note = load_split(data_path, model_paths)
     return validation, note
 
 
-def load_split(data_path, model_path):
-    """(training faces, validation faces, note) of the split a model's summary records, when it matches."""
-    import json
+def load_split(data_path, model_paths):
+    """(training faces, validation faces, note) of the split the models' summaries record for this file.
 
+    Models that held out different faces of it are refused: each would be scored, and their ensemble
+    averaged, on faces some of them trained on."""
     from .data import load_labeled, split_train_val
 
+    paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
     faces = load_labeled(data_path)
-    summary = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
-    fraction, seed, note = 0.2, 0, "stratified 20%, seed 0"
-    if summary.exists():
-        split = json.loads(summary.read_text()).get("split", {})
-        if split.get("digest") == faces.digest:
-            fraction, seed, note = split["val_fraction"], split["seed"], "the split used in training"
+    splits = [recorded_split(path, faces.digest) for path in paths]
+    for path, split in zip(paths[1:], splits[1:]):
+        if split[:2] != splits[0][:2] and faces.usage is None:  # fer2013.csv's Usage column fixes its split
+            raise InputError(path, f"held out {describe_split(split)} of {data_path} in training, but {paths[0]} "
+                                   f"held out {describe_split(splits[0])}: scored together, some of the "
+                                   f"validation faces would be training faces (train them with one --split-seed)")
+    fraction, seed, recorded = splits[0]
+    note = "the split used in training" if recorded else f"stratified {fraction:.0%}, seed {seed}"
     train, val = split_train_val(faces, fraction, seed)
     if faces.usage is not None:
         note = "Usage = PublicTest"
     return faces.subset(train), faces.subset(val), note
+
+
+def recorded_split(model_path, digest):
+    """(validation fraction, split seed, recorded?) from a model's summary, for the file with this digest;
+    the training default (20%, seed 0) when the summary is missing or is about another file."""
+    import json
+
+    summary = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
+    if summary.exists():
+        split = json.loads(summary.read_text()).get("split", {})
+        if split.get("digest") == digest:
+            return split["val_fraction"], split["seed"], True
+    return 0.2, 0, False
+
+
+def describe_split(split):
+    return f"{split[0]:.0%} (split seed {split[1]})"

@@ -44,7 +44,7 @@ PRESETS = {
     "cpu": dict(epochs="auto", batch_size=128, precision="auto", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
     "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0, width=1.5),
 }
-DEFAULTS = dict(val_fraction=0.2, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
+DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
                 minutes=None)
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
     data.add_argument("--test", metavar="CSV", help="also write a Kaggle submission for this test.csv (id,feature)")
     data.add_argument("--val-fraction", type=float, help="held-out share of the training file, stratified (0.2); "
                       "fer2013.csv uses its own PublicTest rows")
+    data.add_argument("--split-seed", type=int, help="which faces are held out (0); --seed leaves them alone, so "
+                      "runs of several seeds share one validation split and their ensemble can be scored on it")
     data.add_argument("--limit", type=int, metavar="N", help="train on N rows of the training split (quick runs)")
     run = parser.add_argument_group("run")
     run.add_argument("--preset", choices=[*PRESETS, "auto"], default="auto",
@@ -72,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
     run.add_argument("--label-smoothing", type=float)
     run.add_argument("--precision", choices=list(backend.PRECISIONS),
                      help="bfloat16 = mixed precision (about 2x conv throughput on recent CPUs and GPUs)")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help="initialization, shuffling and augmentation draws (0)")
     run.add_argument("--augment", choices=["affine", "imagedatagenerator", "none"],
                      help="affine: one in-model warp per image (default); imagedatagenerator: the reports' "
                           "host-side pipeline; none")
@@ -153,17 +155,17 @@ def output_paths(model_path, figures, submission=None):
 def prepare_data(path, settings):
     """Load, split and shape the training data; statistics come from the training split only."""
     faces = load_labeled(path)
-    train, val = split_train_val(faces, settings["val_fraction"], settings["seed"])
+    train, val = split_train_val(faces, settings["val_fraction"], settings["split_seed"])
     if len(val) == 0:
         raise InputError(path, "no validation rows (fer2013.csv without PublicTest rows?)")
     if settings.get("limit") and settings["limit"] < len(train):
-        rng = np.random.default_rng(settings["seed"])
+        rng = np.random.default_rng(settings["split_seed"])
         train = np.sort(rng.choice(train, settings["limit"], replace=False))
     x_train, x_val = as_input(faces.x[train]), as_input(faces.x[val])
     data = dict(x_train=x_train, y_train=one_hot(faces.y[train]), x_val=x_val, y_val=one_hot(faces.y[val]),
                 mean=None, variance=None,
                 split=dict(file=str(path), digest=faces.digest, val_fraction=settings["val_fraction"],
-                           seed=settings["seed"], train_rows=len(train), val_rows=len(val),
+                           seed=settings["split_seed"], train_rows=len(train), val_rows=len(val),
                            by_usage=faces.usage is not None, limit=settings.get("limit")))
     if settings["normalize"]:
         data["mean"], data["variance"] = float(x_train.mean()), float(x_train.var())

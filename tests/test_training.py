@@ -230,3 +230,35 @@ def test_predict_refuses_a_bad_validate_file_before_writing(trained, synthetic_f
     err = capsys.readouterr().err
     assert str(bad) in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_seed_leaves_the_validation_split_alone_and_split_seed_moves_it(synthetic_files):
+    from fer import training
+
+    base = {**training.DEFAULTS, **training.PRESETS["smoke"]}
+    first = training.prepare_data(synthetic_files["train"], base)
+    reseeded = training.prepare_data(synthetic_files["train"], {**base, "seed": 3})
+    moved = training.prepare_data(synthetic_files["train"], {**base, "split_seed": 1})
+    np.testing.assert_array_equal(first["x_val"], reseeded["x_val"])  # an ensemble of seeds shares its faces
+    assert reseeded["split"] == first["split"] and moved["split"]["seed"] == 1
+    assert len(moved["x_val"]) == len(first["x_val"]) and not np.array_equal(moved["x_val"], first["x_val"])
+
+
+def test_predict_refuses_to_score_models_trained_on_different_splits(trained, synthetic_files, tmp_path, capsys):
+    import json
+    import shutil
+
+    other = tmp_path / "other.keras"
+    shutil.copy(trained / "cnn.keras", other)
+    summary = json.loads((trained / "cnn_summary.json").read_text())
+    summary["split"]["seed"] = 1  # as if trained with --split-seed 1
+    (tmp_path / "other_summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "sub.csv"
+    assert run_script("predict.py", "--model", trained / "cnn.keras", "--model", other, "--test",
+                      synthetic_files["test"], "--out", out, "--validate", synthetic_files["train"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(other) in err and "--split-seed" in err
+    assert not out.exists()
+    # without --validate nothing is scored, so the ensemble may still predict
+    assert run_script("predict.py", "--model", trained / "cnn.keras", "--model", other, "--test",
+                      synthetic_files["test"], "--out", out) == 0
