@@ -82,7 +82,9 @@ def curves_figure(runs, path):
     by_epoch.set_ylabel("validation accuracy")
     by_epoch.set_title("validation accuracy by epoch")
     by_time.set_title("validation accuracy by wall time")
-    by_epoch.legend(loc="lower right")
+    # below both panels, so that no curve hides behind it however many runs there are
+    fig.legend(*by_epoch.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(3, len(runs)), frameon=False)
     return plots.save(fig, path)
 
 

@@ -88,8 +88,8 @@ def ordered_feed(x, y=None, batch_size=256):
     """predict()'s or evaluate()'s arguments for in-memory arrays, in order.
 
     Under TensorFlow: batches with autotuning off, for the same reason as array_feed. Keras's autotuned feed
-    ran whole passes at about half speed at random (5,760 validation faces in bfloat16 on the EPYC: 1,100 or
-    2,100 faces/s; with autotuning off 2,100-2,300 every pass)."""
+    ran whole passes at about half speed at random (5,760 validation faces in bfloat16 on the EPYC, batch 128:
+    1,100 or 2,100 faces/s; with autotuning off 2,100-2,300 every pass)."""
     if name() != "tensorflow":
         return dict(x=x, batch_size=batch_size, **({} if y is None else dict(y=y)))  # predict() takes no y
     import tensorflow as tf
