@@ -125,6 +125,9 @@ def settings_from(args):
         del chosen["width"]
     elif chosen["width"] <= 0:
         raise InputError("--width", f"must be positive, got {chosen['width']}")
+    for key in ("seed", "split_seed"):
+        if not 0 <= chosen[key] < 2**32:  # what NumPy and scikit-learn accept
+            raise InputError("--" + key.replace("_", "-"), f"must be between 0 and 4294967295, got {chosen[key]}")
     if not 0 <= chosen["erase"] <= 1:
         raise InputError("--erase", f"must be between 0 and 1, got {chosen['erase']}")
     if not chosen["mixup"] >= 0:  # NaN too

@@ -108,10 +108,12 @@ def test_erasing_and_mixup_still_learn_and_are_recorded(synthetic_files, tmp_pat
     (["--erase", "1.5"], "error: --erase: must be between 0 and 1, got 1.5"),
     (["--mixup", "-1"], "error: --mixup: must be 0 (off) or positive, got -1.0"),
     (["--mixup", "nan"], "error: --mixup: must be 0 (off) or positive, got nan"),
+    (["--split-seed", "-1"], "error: --split-seed: must be between 0 and 4294967295, got -1"),
+    (["--seed", "4294967296"], "error: --seed: must be between 0 and 4294967295, got 4294967296"),
     (["--mixup", "0.2", "--augment", "imagedatagenerator"],
      "error: --mixup: works with the in-model augmentation, not --augment imagedatagenerator"),
 ])
-def test_bad_erasing_and_mixup_settings_are_refused(option, words, synthetic_files, tmp_path, capsys):
+def test_bad_erasing_mixup_and_seed_settings_are_refused(option, words, synthetic_files, tmp_path, capsys):
     out = tmp_path / "cnn.keras"
     assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, *option, "--model", out,
                       "--figures", tmp_path) == 2
