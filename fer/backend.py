@@ -99,11 +99,10 @@ def ordered_feed(x, y=None, batch_size=256):
 
 
 def validation_feed(x, y, batch_size=256):
-    """fit()'s validation arguments: ordered_feed's batches, or the arrays with their batch size."""
-    feed = ordered_feed(x, y, batch_size)
-    if "batch_size" in feed:
+    """fit()'s validation arguments: ordered_feed's batches under TensorFlow, else the arrays and batch size."""
+    if name() != "tensorflow":
         return dict(validation_data=(x, y), validation_batch_size=batch_size)
-    return dict(validation_data=feed["x"])
+    return dict(validation_data=ordered_feed(x, y, batch_size)["x"])
 
 
 def without_autotuning(batches):

@@ -90,9 +90,10 @@ def predict_probabilities(models, x, tta=None, batch_size=256):
     x = x.reshape(-1, 48, 48, 1).astype("float32")
     views = list(tta_views(x, TTA_ZOOMS[tta])) if tta else [x]
     total = 0
-    for model in models:
-        for view in views:
-            total = total + model.predict(**backend.ordered_feed(view, batch_size=batch_size), verbose=0)
+    for view in views:
+        feed = backend.ordered_feed(view, batch_size=batch_size)  # one feed (a copy under TensorFlow) per view
+        for model in models:
+            total = total + model.predict(**feed, verbose=0)
     return total / (len(models) * len(views))
 
 
