@@ -18,7 +18,8 @@ import numpy as np
 import fer
 from fer import CLASSES, cli
 from fer.errors import InputError
-from fer.explain import CAM_METHODS, METHODS, explain, faces_to_explain, randomized_copy, rank_correlation
+from fer.explain import (CAM_METHODS, METHODS, explain, faces_to_explain, randomized_copy, rank_correlation,
+                         tail_model)
 from fer.filters import resolve_layer
 
 DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
@@ -37,7 +38,8 @@ def parse_args():
                         help="keep pixels whose normalized saliency is above each (default 0.3 0.7)")
     parser.add_argument("--cam-layer", metavar="NAME|INDEX",
                         help="layer that gradcam and hirescam explain: a name, or an index among the "
-                             "convolutional activations (default: the last; try 3 for finer maps)")
+                             "convolutional activations (default: the last; try 3 for finer maps; for --arch "
+                             "resnet a block output: 1, 3 or 5)")
     parser.add_argument("--no-sanity", action="store_true", help="skip the randomized-weights check")
     return parser.parse_args()
 
@@ -110,6 +112,7 @@ def main():
     if args.cam_layer is not None:
         try:
             cam_layer = resolve_layer(model, args.cam_layer).name
+            tail_model(model, model.get_layer(cam_layer))  # refuses a layer inside a residual block
         except ValueError as exc:
             raise InputError("--cam-layer", str(exc)) from None
 

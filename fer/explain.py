@@ -95,19 +95,37 @@ def _activations_and_gradients(model, images, classes, layer=None):
     """A convolutional layer's feature maps for a batch, and the class logits' gradient with respect to them."""
     x = _as_batch(images)
     layer = layer or last_conv_layer(model)
-    index = model.layers.index(layer)
     activations = np.asarray(layer_model(model, layer.output)(x, training=False), "float32")
-    head = model.get_layer("predictions")
-
-    def tail_logits(a):  # the layers after `layer`, re-applied: the models here are plain chains
-        for later in model.layers[index + 1:]:
-            if later is head:
-                break
-            a = later(a, training=False)
-        return head_logits(model, a)
-
-    grad = np.asarray(backend.gradient(class_scores(tail_logits, np.asarray(classes)), activations))
+    tail = tail_model(model, layer)
+    grad = np.asarray(backend.gradient(
+        class_scores(lambda a: head_logits(model, tail(a, training=False)), np.asarray(classes)), activations))
     return activations, grad
+
+
+def tail_model(model, layer):
+    """`layer`'s feature maps -> what enters the softmax: the rest of the network as a model of its own.
+
+    Only a layer whose maps alone decide the prediction has one: not a layer inside a residual block,
+    whose sum also takes the block's input through the shortcut."""
+    try:
+        return keras.Model(layer.output, model.get_layer("predictions").input)
+    except ValueError:
+        raise ValueError(f"{layer.name} is inside a residual block, so the prediction depends on more than its "
+                         f"maps; choose a block output ({', '.join(cam_layers(model))})") from None
+
+
+def cam_layers(model):
+    """The convolutional activations CAM methods can explain: those whose maps alone decide the prediction."""
+    from .filters import conv_activations
+
+    outputs = []
+    for name in conv_activations(model):
+        try:
+            keras.Model(model.get_layer(name).output, model.get_layer("predictions").input)
+            outputs.append(name)
+        except ValueError:
+            continue
+    return outputs
 
 
 def _upsampled(cam):

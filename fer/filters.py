@@ -13,17 +13,32 @@ from keras import ops
 from . import backend
 from .explain import layer_model
 
+ACTIVATIONS = (keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ReLU)
+
 
 def conv_activations(model):
-    """Names of the layers that give convolutional feature maps after their non-linearity."""
+    """Names of the layers that give convolutional feature maps after their non-linearity: for each Conv2D,
+    the first activation downstream of it (conv -> BN -> activation, or in a residual block conv -> BN -> sum ->
+    activation). A residual block's 1x1 projections (named shortcut*) are not listed."""
+    consumers = {}
+    for layer in model.layers[1:]:
+        for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
+            consumers.setdefault(id(tensor._keras_history.operation), []).append(layer)
     names = []
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, keras.layers.Conv2D):
-            after = model.layers[i + 1:i + 3]  # conv -> BN -> activation, or conv -> activation
-            act = next((a for a in after if isinstance(a, (keras.layers.Activation, keras.layers.LeakyReLU,
-                                                            keras.layers.ReLU))), None)
-            names.append((act or layer).name)
-    return names
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2D) or layer.name.startswith("shortcut"):
+            continue
+        node = layer
+        for _ in range(3):
+            after = consumers.get(id(node), [])
+            if len(after) != 1 or not isinstance(after[0], (keras.layers.BatchNormalization, keras.layers.Add,
+                                                             *ACTIVATIONS)):
+                break
+            node = after[0]
+            if isinstance(node, ACTIVATIONS):
+                break
+        names.append((node if isinstance(node, ACTIVATIONS) else layer).name)
+    return list(dict.fromkeys(names))
 
 
 def resolve_layer(model, which):

@@ -43,6 +43,29 @@ def vgg(x, width=1.0, dropout=0.4, norm=BatchNorm):
         x = _conv_bn(x, filters, norm=norm)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(0.1)(x)  # light: heavier per-stage dropout slowed short runs ~2x
+    return _dense_head(x, width, dropout, norm)
+
+
+@architecture("resnet", "vgg with residual shortcuts: each stage one basic block (two 3x3 conv+BN plus a 1x1 "
+                        "projection, ReLU after the sum), same stages, FLOPs and head")
+def resnet(x, width=1.0, dropout=0.4, norm=BatchNorm):
+    for stage, filters in enumerate((32, 64, 128, 256), 1):
+        filters = int(filters * width)
+        # The projection comes first so that each stage's layers read in order: shortcut, conv, conv, sum.
+        shortcut = layers.Conv2D(filters, 1, use_bias=norm is None, name=f"shortcut{stage}")(x)
+        if norm is not None:
+            shortcut = norm()(shortcut)
+        y = _conv_bn(x, filters, norm=norm)
+        y = layers.Conv2D(filters, 3, padding="same", use_bias=norm is None)(y)
+        if norm is not None:
+            y = norm()(y)
+        x = layers.Activation("relu", name=f"block{stage}")(layers.Add()([y, shortcut]))
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.1)(x)
+    return _dense_head(x, width, dropout, norm)
+
+
+def _dense_head(x, width, dropout, norm):
     x = layers.Flatten()(x)
     x = layers.Dense(int(256 * width), use_bias=norm is None)(x)
     if norm is not None:

@@ -207,3 +207,65 @@ def test_saliency_refuses_an_unknown_cam_layer(trained, synthetic_files, tmp_pat
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: --cam-layer: no layer named 'nope'") and err.count("\n") == 1
     assert not (tmp_path / "figs").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_resnet(tmp_path_factory):
+    """A small residual CNN trained on centre_faces."""
+    from conftest import QUICK, write_csv
+
+    out = tmp_path_factory.mktemp("resnet")
+    x, y = centre_faces(700, seed=21)
+    train = write_csv(out / "train.csv", x, y)
+    assert run_script("train_cnn.py", "--train", train, *QUICK, "--epochs", "6", "--no-augment", "--arch", "resnet",
+                      "--model", out / "cnn.keras", "--figures", out) == 0
+    return out
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet"])
+def test_the_cam_tail_carries_a_layers_maps_to_the_models_own_logits(arch):
+    """CAM gradients go through the rest of the network rebuilt from a layer's maps: it must compute exactly
+    what the whole model computes, shortcuts included."""
+    from fer.explain import cam_layers, head_logits, layer_model, logits_function, tail_model
+    from fer.models import build_cnn
+
+    import keras
+    keras.utils.set_random_seed(7)
+    model = build_cnn(arch, mean=110.0, variance=900.0, width=0.25)
+    x = centre_faces(4, seed=8)[0].reshape(-1, 48, 48, 1).astype("float32")
+    expected = np.asarray(logits_function(model)(x))
+    layers = cam_layers(model)
+    assert len(layers) == (8 if arch == "vgg" else 4)
+    for name in layers:
+        maps = layer_model(model, model.get_layer(name).output)(x, training=False)
+        tail = tail_model(model, model.get_layer(name))
+        np.testing.assert_allclose(np.asarray(head_logits(model, tail(maps, training=False))), expected,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_resnet_learns_and_hirescam_at_a_block_output_points_at_the_signal(trained_resnet):
+    from fer.filters import resolve_layer
+
+    summary = json.loads((trained_resnet / "cnn_summary.json").read_text())
+    assert summary["best_val_accuracy"] > 0.9 and summary["architecture"] == "resnet"
+    model = cli.load_model(trained_resnet / "cnn.keras")
+    x, y = centre_faces(14, seed=5)
+    layer = resolve_layer(model, "3")
+    assert layer.name == "block2"
+    maps = explain("hirescam", model, x, y, layer=layer)
+    centre = np.zeros((48, 48), bool)
+    centre[16:32, 16:32] = True
+    ratio = maps[:, centre].mean(1) / np.maximum(maps[:, ~centre].mean(1), 1e-12)
+    assert np.median(ratio) > 2.0 and np.mean(ratio > 1.0) >= 0.85, ratio
+    assert explain("gradcam", model, x, y).shape == (14, 48, 48)  # the default layer: block4
+
+
+def test_saliency_refuses_a_cam_layer_inside_a_residual_block(trained_resnet, tmp_path, capsys):
+    status = run_script("saliency.py", "--model", trained_resnet / "cnn.keras", "--data",
+                        trained_resnet / "train.csv", "--out", tmp_path / "figs", "--method", "hirescam",
+                        "--cam-layer", "2")
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --cam-layer: activation") and "inside a residual block" in err
+    assert "(block1, block2, block3, block4)" in err
+    assert not (tmp_path / "figs").exists()

@@ -41,6 +41,26 @@ def test_layers_by_index_and_name(model):
     assert maps.shape == (48, 48, 8)
 
 
+def test_resnet_layers_are_its_activations_and_block_outputs_not_its_shortcuts(tmp_path):
+    from fer import backend
+    from fer.models import build_cnn
+
+    for batchnorm in (True, False):
+        model = build_cnn("resnet", width=0.25, batchnorm=batchnorm)
+        names = conv_activations(model)
+        assert len(names) == 8 and names[1::2] == ["block1", "block2", "block3", "block4"], names
+        assert all(model.get_layer(name).__class__.__name__ == "Activation" for name in names)
+    # the same after a round trip through the file format, from mixed precision back to float32
+    backend.set_precision("bfloat16")
+    try:
+        build_cnn("resnet", width=0.25).save(tmp_path / "resnet.keras")
+    finally:
+        backend.set_precision("float32")
+    loaded = cli.load_model(tmp_path / "resnet.keras")
+    assert conv_activations(loaded)[1::2] == ["block1", "block2", "block3", "block4"]
+    assert resolve_layer(loaded, "-1").name == "block4"
+
+
 def test_filter_vis_script(trained, synthetic_files, tmp_path, capsys):
     assert run_script("filter_vis.py", "--model", trained / "cnn.keras", "--data", synthetic_files["train"],
                       "--filters", "4", "--steps", "5", "--compare", trained / "cnn.keras", "--out", tmp_path) == 0

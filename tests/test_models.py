@@ -56,3 +56,19 @@ def test_forward_flops_counts_convolutions_and_dense_layers():
     outputs = keras.layers.Dense(7)(keras.layers.Flatten()(x))
     expected = 2 * (48 * 48 * 9 * 1 * 4 + 20 * 20 * 25 * 4 * 8 + 20 * 20 * 8 * 7)
     assert forward_flops(keras.Model(inputs, outputs)) == expected
+
+
+def test_resnet_is_the_vgg_with_a_projected_shortcut_around_each_stage():
+    """Same stages, head and (within 4%) FLOPs and parameters: the comparison is about the shortcuts alone."""
+    import keras
+
+    from fer.models import forward_flops
+
+    vgg, resnet = build_cnn("vgg"), build_cnn("resnet")
+    sums = [layer for layer in resnet.layers if isinstance(layer, keras.layers.Add)]
+    assert len(sums) == 4 and not any(isinstance(layer, keras.layers.Add) for layer in vgg.layers)
+    assert [resnet.get_layer(f"shortcut{i}").kernel_size for i in range(1, 5)] == [(1, 1)] * 4
+    assert 1 < forward_flops(resnet) / forward_flops(vgg) < 1.04
+    assert 1 < trainable_parameters(resnet) / trainable_parameters(vgg) < 1.04
+    # every stage's sum feeds its ReLU, whose maps are what the next stage and the explanations see
+    assert [resnet.get_layer(f"block{i}").input.shape[1] for i in range(1, 5)] == [48, 24, 12, 6]
