@@ -404,6 +404,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     are written to temporary files first, then moved into place.
     """
 
+    async_safe = True  # it saves at epoch ends only (save_freq "epoch"); its batch-end hook does nothing
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch")
+
     def _save_model(self):
         folder = Path(self.backup_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -452,6 +457,10 @@ def check_resume(resume_dir, settings, split, fresh):
 class EpochRecorder(keras.callbacks.Callback):
     """Times epochs, keeps the best model (atomically) and rewrites the CSV history each epoch."""
 
+    # Under JAX, Keras runs batch-end hooks on a worker thread only if every callback says it may; a
+    # synchronous hook makes each step wait for the device before the host prepares the next one.
+    async_safe = True
+
     def __init__(self, paths, n_train, resuming):
         super().__init__()
         self.paths, self.n_train = paths, n_train
@@ -464,7 +473,9 @@ class EpochRecorder(keras.callbacks.Callback):
         self.t0 = self.t_train = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.t_train = time.perf_counter()
+        # Called once the step's results exist (on a worker thread under JAX, where hooks may finish out of
+        # order): the latest is when training ended; Keras waits for every hook before on_epoch_end.
+        self.t_train = max(self.t_train, time.perf_counter())
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
