@@ -6,12 +6,14 @@ import tarfile
 import time
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, subprocess_env, synthetic_faces
 
 
-def test_pipeline_benchmark_times_all_three_feeds(tmp_path):
-    x, y = synthetic_faces(64)
+@pytest.mark.parametrize("faces", [64, 12])  # 12: fewer than the 3 x 8 the steps take, drawn again
+def test_pipeline_benchmark_times_all_three_feeds(tmp_path, faces):
+    x, y = synthetic_faces(faces)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "pipeline.py"), "--data", str(tmp_path / "faces.npz"),
                            "--width", "0.25", "--batch-size", "8", "--steps", "2", "--warmup", "1"],
