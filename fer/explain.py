@@ -107,25 +107,25 @@ def tail_model(model, layer):
 
     Only a layer whose maps alone decide the prediction has one: not a layer inside a residual block,
     whose sum also takes the block's input through the shortcut."""
-    try:
-        return keras.Model(layer.output, model.get_layer("predictions").input)
-    except ValueError:
+    tail = _tail_or_none(model, layer)
+    if tail is None:
         raise ValueError(f"{layer.name} is inside a residual block, so the prediction depends on more than its "
-                         f"maps; choose a block output ({', '.join(cam_layers(model))})") from None
+                         f"maps; choose a block output ({', '.join(cam_layers(model))})")
+    return tail
 
 
 def cam_layers(model):
     """The convolutional activations CAM methods can explain: those whose maps alone decide the prediction."""
     from .filters import conv_activations
 
-    outputs = []
-    for name in conv_activations(model):
-        try:
-            keras.Model(model.get_layer(name).output, model.get_layer("predictions").input)
-            outputs.append(name)
-        except ValueError:
-            continue
-    return outputs
+    return [name for name in conv_activations(model) if _tail_or_none(model, model.get_layer(name)) is not None]
+
+
+def _tail_or_none(model, layer):
+    try:
+        return keras.Model(layer.output, model.get_layer("predictions").input)
+    except ValueError:  # Keras: the output is "not connected" to these inputs alone
+        return None
 
 
 def _upsampled(cam):

@@ -21,7 +21,9 @@ def conv_activations(model):
     the first activation downstream of it (conv -> BN -> activation, or in a residual block conv -> BN -> sum ->
     activation). A residual block's 1x1 projections (named shortcut*) are not listed."""
     consumers = {}
-    for layer in model.layers[1:]:
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
         for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
             consumers.setdefault(id(tensor._keras_history.operation), []).append(layer)
     names = []
