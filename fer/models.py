@@ -51,7 +51,7 @@ def vgg(x, width=1.0, dropout=0.4, norm=BatchNorm):
 def resnet(x, width=1.0, dropout=0.4, norm=BatchNorm):
     for stage, filters in enumerate((32, 64, 128, 256), 1):
         filters = int(filters * width)
-        # The projection comes first so that each stage's layers read in order: shortcut, conv, conv, sum.
+        # Named, so that the figure scripts can tell the projection from the stage's convolutions.
         shortcut = layers.Conv2D(filters, 1, use_bias=norm is None, name=f"shortcut{stage}")(x)
         if norm is not None:
             shortcut = norm()(shortcut)
