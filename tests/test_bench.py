@@ -49,18 +49,21 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
                          BUDGET_S="500", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
                          CANDIDATE_ARGS="--preset smoke --epochs 1 --width 0.5 --batch-size 16",
+                         RESNET_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --arch resnet",
                          PIPELINE_ARGS="--width 0.25 --batch-size 8 --steps 1 --warmup 1")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
     results = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert [r["bench"] for r in results] == ["speed", "pipeline", "speed"]
+    assert [r["bench"] for r in results] == ["speed", "pipeline", "speed", "speed"]
     assert results[0]["backend"] == "jax" and results[0]["epochs"] == 1
     assert results[2]["parameters"] > 3 * results[0]["parameters"] and "--width 0.5" in results[2]["command"]
-    assert "ensemble of 3" in log
-    assert sorted(p.name for p in out.iterdir()) == ["cnn_candidate.tar", "cnn_gpu.tar", "cnn_gpu_s1.tar", "gpu.log"]
-    for name in ["cnn_gpu", "cnn_gpu_s1", "cnn_candidate"]:
+    assert "--arch resnet" in results[3]["command"] and results[3]["parameters"] > results[0]["parameters"]
+    assert "ensemble of 4" in log
+    assert sorted(p.name for p in out.iterdir()) == ["cnn_candidate.tar", "cnn_gpu.tar", "cnn_gpu_s1.tar",
+                                                     "cnn_resnet.tar", "gpu.log"]
+    for name in ["cnn_gpu", "cnn_gpu_s1", "cnn_candidate", "cnn_resnet"]:
         with tarfile.open(out / f"{name}.tar") as bundle:
             bundle.extractall(tmp_path / "back", filter="data")
         exported, checkpoint = tmp_path / "back" / f"{name}.keras", models / f"{name}.keras"
