@@ -156,15 +156,17 @@ def load_split(data_path, model_paths):
 
 def recorded_split(model_path, digest):
     """(validation fraction, split seed, recorded?) from a model's summary, for the file with this digest;
-    the training default (20%, seed 0) when the summary is missing or is about another file."""
+    train_cnn.py's defaults when the summary is missing or is about another file."""
     import json
+
+    from .training import DEFAULTS
 
     summary = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
     if summary.exists():
         split = json.loads(summary.read_text()).get("split", {})
         if split.get("digest") == digest:
             return split["val_fraction"], split["seed"], True
-    return 0.2, 0, False
+    return DEFAULTS["val_fraction"], DEFAULTS["split_seed"], False
 
 
 def describe_split(split):
