@@ -82,6 +82,7 @@ def draw(results, title, path):
 def main():
     args = parse_args()
     base = training.settings_from(args)  # the preset, then what the command line set
+    training.require_validation(base, "ablation.py")
     data = training.prepare_data(args.data, base)
     results = {name: run_variant(name, bn, aug, args, data, base) for name, (bn, aug) in VARIANTS.items()}
 

@@ -42,7 +42,8 @@ def records_of(model_path):
 
 def model_card(summary, history, size_bytes, note):
     split = summary["split"]
-    best = max(history, key=lambda r: r["val_accuracy"])
+    validated = summary.get("best_val_accuracy") is not None
+    best = max(history, key=lambda r: r["val_accuracy"]) if validated else history[-1]
     settings = summary.get("settings", {})
     weights = summary.get("weights", "float32")
     lines = [
@@ -50,11 +51,13 @@ def model_card(summary, history, size_bytes, note):
         "Input: 48x48 grayscale faces as raw 0-255 pixels; normalization is inside the model. "
         "Output: softmax over Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral.", "",
         "| | |", "|---|---|",
-        f"| best validation accuracy | **{summary['best_val_accuracy']:.4f}** (epoch {summary['best_epoch']} of "
-        f"{summary['epochs']}) |",
+        (f"| best validation accuracy | **{summary['best_val_accuracy']:.4f}** (epoch {summary['best_epoch']} of "
+         f"{summary['epochs']}) |" if validated else
+         f"| validation accuracy | none: trained on every labeled row, the model is the last of {summary['epochs']} "
+         "epochs |"),
         f"| training accuracy at that epoch | {best['accuracy']:.4f} |",
         f"| validation split | {split['val_rows']:,} rows: " + (
-            "Usage = PublicTest" if split.get("by_usage") else
+            "none held out" if not validated else "Usage = PublicTest" if split.get("by_usage") else
             f"stratified {split['val_fraction']:.0%}, seed {split['seed']}") + f" of `{Path(split['file']).name}` |",
         f"| training rows | {split['train_rows']:,} |",
         f"| trainable parameters | {summary['trainable_parameters']:,} |",
@@ -72,9 +75,9 @@ def model_card(summary, history, size_bytes, note):
     ]
     if note:
         lines += ["", note]
-    lines += ["", "Validation accuracy per epoch:", "", "| epoch | training | validation | seconds |",
-              "|---:|---:|---:|---:|"]
+    lines += ["", "Accuracy per epoch:", "", "| epoch | training | validation | seconds |", "|---:|---:|---:|---:|"]
     lines += [f"| {r['epoch']} | {r['accuracy']:.4f} | {r['val_accuracy']:.4f} | {r['epoch_seconds']:.0f} |"
+              if validated else f"| {r['epoch']} | {r['accuracy']:.4f} | n/a | {r['epoch_seconds']:.0f} |"
               for r in history]
     lines += ["", "Predict with it: `python predict.py --test data/test.csv` (add `--tta` to average each face with "
               "its mirror image, each also zoomed by 0.85 and 1.15); "
@@ -110,7 +113,7 @@ def main():
         shutil.copyfile(history_path, tmp)
     write_text(out.parent / "MODEL_CARD.md", model_card(summary, history, size, args.note))
     print(f"{args.model} -> {out}: {size / 2**20:.1f} MiB {weights} (checkpoint "
-          f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), validation accuracy {summary['best_val_accuracy']:.4f}; "
+          f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), {training.validation_words(summary)}; "
           f"largest change of a probability on 256 random faces: {summary['largest_probability_change']:.1e}")
     print(f"wrote {out}, {out.with_name(out.stem + '_summary.json')}, {out.with_name(out.stem + '_history.csv')}, "
           f"{out.parent / 'MODEL_CARD.md'}")

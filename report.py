@@ -179,6 +179,7 @@ def trainable(model):
 def model_section(title, name, path, out, blocks, score_note=""):
     """Architecture, parameters, curves and accuracy of one trained model; returns (model, summary)."""
     from fer.plots import history_figure
+    from fer.training import validation_words
 
     blocks.append(heading(title))
     if not Path(path).exists():
@@ -190,14 +191,13 @@ def model_section(title, name, path, out, blocks, score_note=""):
                        + score_note))
     blocks.append(architecture_table(model))
     if summary and history:
-        split = summary["split"]
-        blocks.append(para(f"Best validation accuracy {summary['best_val_accuracy']:.4f} at epoch "
-                           f"{summary['best_epoch']} of {summary['epochs']}; {split['train_rows']:,} training and "
-                           f"{split['val_rows']:,} validation faces; {summary['wall_seconds']:.0f} s on "
+        split, validation = summary["split"], validation_words(summary)
+        blocks.append(para(f"{validation[0].upper()}{validation[1:]}; {split['train_rows']:,} training "
+                           f"and {split['val_rows']:,} validation faces; {summary['wall_seconds']:.0f} s on "
                            f"{summary['device']} ({summary['backend']}, {summary['precision']}); "
                            f"command `{summary.get('command', '?')}`."))
         figure = history_figure(history, out / f"report_{name.lower()}_history.png",
-                                f"{name}: best validation accuracy {summary['best_val_accuracy']:.4f}")
+                                f"{name}: {validation}")
         blocks.append(image(figure, f"{name} training curves: loss and accuracy per epoch"))
     else:
         blocks.append(missing(f"the {name}'s training records (summary and history beside {path})",
@@ -210,8 +210,13 @@ def comparison_section(cnn, cnn_summary, dnn, dnn_summary, blocks):
     if cnn is None or dnn is None:
         blocks.append(missing("one of the two models", "bash run.sh"))
         return
-    rows = [("CNN", f"{trainable(cnn):,}", f"{cnn_summary['best_val_accuracy']:.4f}" if cnn_summary else "?"),
-            ("DNN", f"{trainable(dnn):,}", f"{dnn_summary['best_val_accuracy']:.4f}" if dnn_summary else "?")]
+    def accuracy(summary):
+        if not summary:
+            return "?"
+        score = summary["best_val_accuracy"]
+        return "none (every labeled row trained)" if score is None else f"{score:.4f}"
+
+    rows = [("CNN", f"{trainable(cnn):,}", accuracy(cnn_summary)), ("DNN", f"{trainable(dnn):,}", accuracy(dnn_summary))]
     blocks.append(table(["model", "trainable parameters", "best validation accuracy"], rows))
     blocks.append(para("The DNN sees each pixel as an unrelated input: it has no weight sharing across positions "
                        "and no notion of neighbourhood, so its parameters go to memorizing positions instead of "

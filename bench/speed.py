@@ -48,14 +48,14 @@ def main():
             sys.exit("training failed")
     from fer import cli
     from fer.models import forward_flops
-    from fer.training import read_history
+    from fer.training import read_history, validation_words
 
     summary = json.loads(model_path.with_name(model_path.stem + "_summary.json").read_text())
     history = read_history(model_path.with_name(model_path.stem + "_history.csv"))
     elapsed, to_target = 0.0, None
     for row in history:
         elapsed += row["epoch_seconds"]
-        if to_target is None and row["val_accuracy"] >= args.target:
+        if to_target is None and row.get("val_accuracy", 0.0) >= args.target:
             to_target = (elapsed, row["epoch"])
     flops = forward_flops(cli.load_model(model_path))
     rate = summary["train_images_per_second"]
@@ -63,9 +63,9 @@ def main():
     peak = args.peak_tflops or peak_for(summary["device"])
     rows = [
         ("device", f"{summary['device']} ({summary['backend']}, {summary['precision']})"),
-        ("best validation accuracy", f"{summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']} of "
-                                     f"{summary['epochs']})"),
-        (f"time to {args.target:.0%} validation", "not reached" if to_target is None else
+        ("validation", validation_words(summary)),
+        (f"time to {args.target:.0%} validation", "no validation" if summary["best_val_accuracy"] is None else
+         "not reached" if to_target is None else
          f"{to_target[0]:.1f} s (epoch {to_target[1]})"),
         ("time to the final model", f"{summary['wall_seconds']:.1f} s (all epochs, compilation included)"),
         ("training images/s after warm-up", f"{rate:,.0f}"),

@@ -141,6 +141,11 @@ def load_split(data_path, model_paths):
     paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
     faces = load_labeled(data_path)
     splits = [recorded_split(path, faces.digest) for path in paths]
+    for path, split in zip(paths, splits):
+        if split[0] == 0 and split[2]:
+            raise InputError(path, f"was trained on every labeled row of {data_path} (--val-fraction 0): no face of "
+                                   "it is held out to score or explain the model on; use a model trained with a "
+                                   "validation split")
     for path, split in zip(paths[1:], splits[1:]):
         if split[:2] != splits[0][:2] and faces.usage is None:  # fer2013.csv's Usage column fixes its split
             raise InputError(path, f"held out {describe_split(split)} of {data_path} in training, but {paths[0]} "

@@ -435,10 +435,14 @@ def load_labeled(path, cache=True) -> Faces:
 
 
 def split_train_val(faces: Faces, val_fraction=0.2, seed=0):
-    """Indices (train, val): the file's own Usage column when it has one, else stratified and seeded."""
+    """Indices (train, val): the file's own Usage column when it has one, else stratified and seeded.
+
+    val_fraction 0 holds out nothing: every labeled row trains (fer2013.csv: Training and PublicTest)."""
     if faces.usage is not None:
         train = np.flatnonzero(faces.usage == "Training")
         val = np.flatnonzero(faces.usage == "PublicTest")
+        if val_fraction == 0:
+            return np.sort(np.concatenate([train, val])), val[:0]
         return train, val
     if not 0 < val_fraction < 1:
         all_rows = np.arange(len(faces))

@@ -18,21 +18,25 @@ def save(fig, path):
 
 
 def history_figure(rows, path, title):
-    """Loss and accuracy per epoch, training vs validation, best epoch marked."""
+    """Loss and accuracy per epoch, training vs validation, best epoch marked (training only for a run
+    without validation)."""
     epochs = [r["epoch"] for r in rows]
-    best = max(rows, key=lambda r: r["val_accuracy"])
+    validated = "val_accuracy" in rows[0]
+    best = max(rows, key=lambda r: r["val_accuracy"]) if validated else None
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, name in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
         ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
-        ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")
-        ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
+        if validated:
+            ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")
+            ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(name)
         ax.legend()
-    acc_ax.annotate(f"best {best['val_accuracy']:.4f}\n(epoch {best['epoch']})",
-                    (best["epoch"], best["val_accuracy"]), textcoords="offset points", xytext=(-60, -40),
-                    arrowprops=dict(arrowstyle="->", color="grey"))
+    if validated:
+        acc_ax.annotate(f"best {best['val_accuracy']:.4f}\n(epoch {best['epoch']})",
+                        (best["epoch"], best["val_accuracy"]), textcoords="offset points", xytext=(-60, -40),
+                        arrowprops=dict(arrowstyle="->", color="grey"))
     loss_ax.set_title("loss")
     acc_ax.set_title("accuracy")
     fig.suptitle(title)

@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
                       help="labeled faces: train.csv (label,feature), fer2013.csv, or an .npz; plain, .gz or .xz")
     data.add_argument("--test", metavar="CSV", help="also write a Kaggle submission for this test.csv (id,feature)")
     data.add_argument("--val-fraction", type=float, help="held-out share of the training file, stratified (0.2); "
-                      "fer2013.csv uses its own PublicTest rows")
+                      "fer2013.csv uses its own PublicTest rows. 0: hold out nothing, train on every labeled row "
+                      "(fer2013.csv: Training and PublicTest) and keep the last epoch, the final fit of a recipe "
+                      "already chosen on a validation split, for a submission")
     data.add_argument("--split-seed", type=int, help="which faces are held out (0); --seed leaves them alone, so "
                       "runs of several seeds share one validation split and their ensemble can be scored on it")
     data.add_argument("--limit", type=int, metavar="N", help="train on N rows of the training split (quick runs)")
@@ -134,8 +136,8 @@ def settings_from(args):
         raise InputError("--mixup", f"must be 0 (off) or positive, got {chosen['mixup']}")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
-    if not 0 < chosen["val_fraction"] < 1:
-        raise InputError("--val-fraction", f"must be between 0 and 1, got {chosen['val_fraction']}")
+    if not 0 <= chosen["val_fraction"] < 1:
+        raise InputError("--val-fraction", f"must be at least 0 and below 1, got {chosen['val_fraction']}")
     if chosen["epochs"] != "auto" and chosen["epochs"] < 1 or chosen["batch_size"] < 1:
         raise InputError("--epochs/--batch-size", "must be positive")
     return chosen
@@ -159,7 +161,7 @@ def prepare_data(path, settings):
     """Load, split and shape the training data; statistics come from the training split only."""
     faces = load_labeled(path)
     train, val = split_train_val(faces, settings["val_fraction"], settings["split_seed"])
-    if len(val) == 0:
+    if len(val) == 0 and settings["val_fraction"] > 0:
         raise InputError(path, "no validation rows (fer2013.csv without PublicTest rows?)")
     if settings.get("limit") and settings["limit"] < len(train):
         rng = np.random.default_rng(settings["split_seed"])
@@ -173,6 +175,21 @@ def prepare_data(path, settings):
     if settings["normalize"]:
         data["mean"], data["variance"] = float(x_train.mean()), float(x_train.var())
     return data
+
+
+def require_validation(settings, script):
+    """Refuse --val-fraction 0 in a script whose results are validation accuracies."""
+    if settings["val_fraction"] == 0:
+        raise InputError("--val-fraction", f"{script} compares validation accuracies, so it needs held-out faces: "
+                                           "give a share above 0")
+
+
+def validation_words(summary):
+    """How a run was validated, in a few words: its best validation accuracy, or that it trained on every row."""
+    if summary.get("best_val_accuracy") is None:
+        return f"no validation: every labeled row trained, the model is the last of {summary['epochs']} epochs"
+    return (f"best validation accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} of "
+            f"{summary['epochs']}")
 
 
 def as_input(x):
@@ -226,7 +243,9 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
     model = build_for(settings, data, arch, dropout)
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
-          f"{data['split']['train_rows']:,} training rows, preset {settings['preset']}, "
+          f"{data['split']['train_rows']:,} training rows"
+          f"{'' if len(data['x_val']) else ' (every labeled row: no validation, the last epoch is the model)'}, "
+          f"preset {settings['preset']}, "
           f"{backend.name()} on {run['device']}", flush=True)
     if budget:
         # A first session's time so far, the measurement and this build included; a resumed one keeps its own.
@@ -368,9 +387,10 @@ def fit(model, data, settings, paths, fresh=False, budget=None):
             spent_s=budget["seconds_before_training"] + sum(r["epoch_seconds"] for r in rows),
             epoch_s=budget["epoch_seconds"], done_rows=rows))
     verbose = 1 if sys.stdout.isatty() else 2
+    validation = backend.validation_feed(data["x_val"], data["y_val"]) if len(data["x_val"]) else {}
     started = time.perf_counter()
-    model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"],
-              **backend.validation_feed(data["x_val"], data["y_val"]), callbacks=callbacks, verbose=verbose)
+    model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"], **validation,
+              callbacks=callbacks, verbose=verbose)
     shutil.rmtree(paths["resume"], ignore_errors=True)
     return recorder.summary(time.perf_counter() - started)
 
@@ -455,7 +475,9 @@ def check_resume(resume_dir, settings, split, fresh):
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Times epochs, keeps the best model (atomically) and rewrites the CSV history each epoch."""
+    """Times epochs, keeps the best model (atomically) and rewrites the CSV history each epoch.
+
+    Without validation (--val-fraction 0) the model kept is the latest epoch's."""
 
     # Under JAX, Keras runs batch-end hooks on a worker thread only if every callback says it may; a
     # synchronous hook makes each step wait for the device before the host prepares the next one.
@@ -466,7 +488,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.paths, self.n_train = paths, n_train
         self.rows = read_history(paths["history"]) if resuming else []
         has_model = paths["model"].exists()
-        self.best = max((r["val_accuracy"] for r in self.rows), default=-1.0) if has_model else -1.0
+        self.best = max((r.get("val_accuracy", -1.0) for r in self.rows), default=-1.0) if has_model else -1.0
         self.first_epoch_of_session = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -486,20 +508,21 @@ class EpochRecorder(keras.callbacks.Callback):
         self.first_epoch_of_session = False
         # A run killed after this row but before its backup redoes the epoch: replace, don't repeat.
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
-        if row["val_accuracy"] > self.best:
-            self.best = row["val_accuracy"]
+        if row.get("val_accuracy", np.inf) > self.best:
+            self.best = row.get("val_accuracy", -1.0)
             with atomic_path(self.paths["model"]) as tmp:
                 self.model.save(tmp)
         write_history(self.paths["history"], self.rows)
 
     def summary(self, session_seconds):
         rows = self.rows
-        best = max(rows, key=lambda r: r["val_accuracy"])
+        validated = "val_accuracy" in rows[-1]
+        best = max(rows, key=lambda r: r["val_accuracy"]) if validated else rows[-1]
         warm = [r for r in rows if r["warm"]] or rows
         return {
             "epochs": len(rows), "best_epoch": best["epoch"],
-            "best_val_accuracy": round(best["val_accuracy"], 4),
-            "final_val_accuracy": round(rows[-1]["val_accuracy"], 4),
+            "best_val_accuracy": round(best["val_accuracy"], 4) if validated else None,
+            "final_val_accuracy": round(rows[-1]["val_accuracy"], 4) if validated else None,
             "train_accuracy_at_best": round(best["accuracy"], 4),
             "wall_seconds": round(sum(r["epoch_seconds"] for r in rows), 1),
             "session_seconds": round(session_seconds, 1),
@@ -545,8 +568,10 @@ def finish(paths, summary, test=None, figures_title=""):
     from .plots import history_figure
 
     rows = read_history(paths["history"])
-    history_figure(rows, paths["figure"], f"{figures_title}: best validation accuracy "
-                                          f"{summary['best_val_accuracy']:.4f}")
+    validated = summary["best_val_accuracy"] is not None
+    history_figure(rows, paths["figure"], f"{figures_title}: " + (
+        f"best validation accuracy {summary['best_val_accuracy']:.4f}" if validated
+        else f"every labeled row trained ({summary['split']['train_rows']:,}), no validation"))
     written = [paths["model"], paths["history"], paths["figure"]]
     if test is not None:
         best = load_model(paths["model"])
@@ -561,7 +586,8 @@ def finish(paths, summary, test=None, figures_title=""):
         ("trainable parameters", f"{summary['trainable_parameters']:,}"),
         ("training / validation rows", f"{summary['split']['train_rows']:,} / {summary['split']['val_rows']:,}"),
         ("epochs (best)", f"{summary['epochs']} ({summary['best_epoch']})"),
-        ("best validation accuracy", f"{summary['best_val_accuracy']:.4f}"),
+        ("best validation accuracy", f"{summary['best_val_accuracy']:.4f}" if validated
+         else "none: no held-out faces, the model is the last epoch"),
         ("wall time", f"{summary['wall_seconds']:.1f} s"),
         ("training images/s", f"{summary['train_images_per_second']:.0f}"),
     ])

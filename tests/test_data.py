@@ -68,6 +68,14 @@ def test_fer2013_usage_column_drives_the_split(tmp_path):
     train, val = split_train_val(faces)
     assert train.tolist() == [0, 1, 2, 3, 4] and val.tolist() == [5, 6]
     assert data.test_rows(faces).tolist() == [7, 8]
+    train, val = split_train_val(faces, 0)  # --val-fraction 0: the final fit takes PublicTest too
+    assert train.tolist() == [0, 1, 2, 3, 4, 5, 6] and val.tolist() == []
+
+
+def test_val_fraction_zero_holds_out_nothing(tmp_path):
+    x, y = synthetic_faces(30, seed=2)
+    train, val = split_train_val(load_faces(write_csv(tmp_path / "train.csv", x, y)), 0)
+    assert train.tolist() == list(range(30)) and len(val) == 0
 
 
 def test_many_chunks_keep_line_numbers(tmp_path, monkeypatch):
