@@ -39,9 +39,9 @@ def test_speed_benchmark_reads_a_run_and_counts_its_flops(trained):
 
 
 def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
-    """bench/gpu.sh end to end on the CPU with a tiny budget: the JSON lines (default, pipeline, candidate),
-    the ensemble table, and in $OUT only the log and one tar per model (float16, no optimizer state, with
-    its records), nothing written into the repo."""
+    """bench/gpu.sh end to end on the CPU with a tiny budget: the JSON lines (default, pipeline, candidate,
+    resnet), the ensemble table of the validated models, the final fit on every face, and in $OUT only the log
+    and one tar per model (float16, no optimizer state, with its records), nothing written into the repo."""
     x, y = synthetic_faces(96)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     out, models = tmp_path / "out", tmp_path / "models"
@@ -50,6 +50,7 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
                          BUDGET_S="500", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
                          CANDIDATE_ARGS="--preset smoke --epochs 1 --width 0.5 --batch-size 16",
                          RESNET_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --arch resnet",
+                         FINAL_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --val-fraction 0",
                          PIPELINE_ARGS="--width 0.25 --batch-size 8 --steps 1 --warmup 1")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
@@ -61,15 +62,16 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
     assert results[2]["parameters"] > 3 * results[0]["parameters"] and "--width 0.5" in results[2]["command"]
     assert "--arch resnet" in results[3]["command"] and results[3]["parameters"] > results[0]["parameters"]
     assert "ensemble of 4" in log
-    assert sorted(p.name for p in out.iterdir()) == ["cnn_candidate.tar", "cnn_gpu.tar", "cnn_gpu_s1.tar",
-                                                     "cnn_resnet.tar", "gpu.log"]
-    for name in ["cnn_gpu", "cnn_gpu_s1", "cnn_candidate", "cnn_resnet"]:
+    assert sorted(p.name for p in out.iterdir()) == ["cnn_candidate.tar", "cnn_final.tar", "cnn_gpu.tar",
+                                                     "cnn_gpu_s1.tar", "cnn_resnet.tar", "gpu.log"]
+    for name in ["cnn_gpu", "cnn_gpu_s1", "cnn_candidate", "cnn_resnet", "cnn_final"]:
         with tarfile.open(out / f"{name}.tar") as bundle:
             bundle.extractall(tmp_path / "back", filter="data")
         exported, checkpoint = tmp_path / "back" / f"{name}.keras", models / f"{name}.keras"
         assert exported.stat().st_size < 0.4 * checkpoint.stat().st_size  # no optimizer moments, float16
         summary = json.loads((tmp_path / "back" / f"{name}_summary.json").read_text())
         assert summary["epochs"] == 1 and summary["weights"] == "float16"
+        assert (summary["split"]["val_rows"] == 0) == (name == "cnn_final")
         assert (tmp_path / "back" / f"{name}_history.csv").exists()
     written = [p for folder in ["models", "figures"] for pattern in ["cnn_gpu.*", "cnn_gpu_*"]
                for p in (ROOT / folder).glob(pattern) if p.stat().st_mtime >= started]
