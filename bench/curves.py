@@ -37,6 +37,8 @@ def records(run):
     history = read_history(history_path)
     if not history:
         raise InputError(history_path, "no epochs recorded")
+    if "val_accuracy" not in history[0]:
+        raise InputError(history_path, "has no validation curve to compare (trained with --val-fraction 0)")
     # a run still training has no summary yet
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     return stem, history, summary

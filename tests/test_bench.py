@@ -105,6 +105,14 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "none_history.csv" in missing.stderr
     assert not (tmp_path / "other.png").exists()
 
+    write_history(tmp_path / "final_history.csv", [dict(epoch=1, accuracy=0.5, loss=1.0, epoch_seconds=10.0)])
+    unvalidated = subprocess.run([sys.executable, str(ROOT / "bench" / "curves.py"), str(tmp_path / "fast.keras"),
+                                  str(tmp_path / "final.keras"), "--out", str(tmp_path / "other.png")],
+                                 env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert unvalidated.returncode == 2 and unvalidated.stderr.count("\n") == 1
+    assert "final_history.csv: has no validation curve" in unvalidated.stderr and "--val-fraction 0" in unvalidated.stderr
+    assert not (tmp_path / "other.png").exists()
+
 
 def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthetic_files):
     from fer import cli
