@@ -6,6 +6,8 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
 
     python train_cnn.py --train data/train.csv --test data/test.csv
     python train_cnn.py --train ../fer2013.csv --arch report5 --preset cpu
+    python train_cnn.py --train data/train.csv --test data/test.csv --val-fraction 0 --model models/final.keras
+        (the final fit: every labeled face trains, the last epoch is the model)
 """
 import argparse
 import time
