@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .backend import ShuffledBatches
+
 
 @keras.saving.register_keras_serializable(package="fer")
 class RandomAffine(keras.layers.Layer):
@@ -150,7 +152,7 @@ class RandomErasing(keras.layers.Layer):
                 "value_range": list(self.value_range), "seed": self.seed}
 
 
-class MixupBatches(keras.utils.PyDataset):
+class MixupBatches(ShuffledBatches):
     """Shuffled training batches in which every image is blended with another of the same batch.
 
     One weight lam ~ Beta(alpha, alpha) per batch: x = lam * x + (1 - lam) * x[perm], and the same for
@@ -160,30 +162,18 @@ class MixupBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, x, y, batch_size, alpha, seed=0, epoch=0, **kwargs):
-        super().__init__(**kwargs)
         if alpha <= 0:
             raise ValueError(f"mixup alpha must be positive, got {alpha}")
-        self.x, self.y, self.batch_size, self.alpha, self.seed = x, y, batch_size, float(alpha), seed
-        self.epoch = epoch
-        self.order = self.shuffled()
-
-    def shuffled(self):
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        super().__init__(x, y, batch_size, seed, epoch, **kwargs)
+        self.alpha = float(alpha)
 
     def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.rows(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         lam = np.float32(rng.beta(self.alpha, self.alpha))
         partner = rng.permutation(len(rows))
         x, y = self.x[rows], self.y[rows]
         return lam * x + (1 - lam) * x[partner], lam * y + (1 - lam) * y[partner]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = self.shuffled()
 
 
 # Test-time views: zoom factors, each also mirrored. As in RandomAffine, a zoom below 1 magnifies the face.

@@ -396,8 +396,8 @@ def fit(model, data, settings, paths, fresh=False, budget=None):
 
 
 def training_feed(data, settings, steps, done):
-    """fit()'s training inputs: the arrays reshuffled each epoch, the reports' ImageDataGenerator, or
-    mixup's blended batches continuing after the `done` epochs of a resumed run."""
+    """fit()'s training inputs: the arrays reshuffled each epoch or mixup's blended batches, both continuing
+    after the `done` epochs of a resumed run, or the reports' ImageDataGenerator."""
     x, y, batch_size = data["x_train"], data["y_train"], settings["batch_size"]
     if settings["augment"] == "imagedatagenerator":
         from .augment import imagedatagenerator_flow
@@ -406,8 +406,8 @@ def training_feed(data, settings, steps, done):
     if settings["mixup"]:
         from .augment import MixupBatches
 
-        return dict(x=MixupBatches(x, y, batch_size, settings["mixup"], settings["seed"], epoch=done))
-    return backend.array_feed(x, y, batch_size, settings["seed"])
+        return dict(x=MixupBatches(x, y, batch_size, settings["mixup"], settings["seed"], epoch=done), shuffle=False)
+    return backend.array_feed(x, y, batch_size, settings["seed"], epoch=done)
 
 
 def backed_up_epochs(resume_dir):
