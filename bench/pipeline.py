@@ -45,7 +45,9 @@ class StepTimer:
     """Wall time from the end of the last warm-up step to the end of the last timed one.
 
     Keras calls the hook once a step's results exist. It is marked async-safe, like train_cnn.py's own
-    callbacks, so under JAX the host prepares the next steps while the device computes, as in training."""
+    callbacks, so under JAX the host prepares the next steps while the device computes, as in training. Such
+    hooks may finish out of order: the warm-up step's after a timed one's (which once timed 0 s). Any hook of
+    that step or a later one runs after the warm-up step has ended, so the earliest of them starts the clock."""
 
     def __init__(self, warmup):
         import keras
@@ -54,18 +56,15 @@ class StepTimer:
             async_safe = True
 
             def on_train_batch_end(cb, batch, logs=None):
-                now = time.perf_counter()
-                self.batches.append(batch)
-                if batch == warmup - 1:
-                    self.start = now
-                self.end = now if self.end is None else max(self.end, now)  # hooks may finish out of order
+                self.ended[batch] = time.perf_counter()
 
-        self.callback, self.start, self.end, self.batches = Callback(), None, None, []
+        self.callback, self.warmup, self.ended = Callback(), warmup, {}
 
     def seconds(self, total):
-        if sorted(self.batches) != list(range(total)):
-            raise RuntimeError(f"the feed ran {len(self.batches)} steps, not the {total} timed")
-        return self.end - self.start
+        if sorted(self.ended) != list(range(total)):
+            raise RuntimeError(f"the feed ran {len(self.ended)} steps, not the {total} timed")
+        start = min(t for batch, t in self.ended.items() if batch >= self.warmup - 1)
+        return max(self.ended.values()) - start
 
 
 def images_per_second(model, feed, settings, args, steps_per_epoch):
