@@ -43,7 +43,7 @@ def records_of(model_path):
 def model_card(summary, history, size_bytes, note):
     split = summary["split"]
     validated = summary.get("best_val_accuracy") is not None
-    best = max(history, key=lambda r: r["val_accuracy"]) if validated else history[-1]
+    best = training.kept_row(history)
     settings = summary.get("settings", {})
     weights = summary.get("weights", "float32")
     lines = [
@@ -64,7 +64,7 @@ def model_card(summary, history, size_bytes, note):
         f"| command | `{summary.get('command', '?')}` |",
         f"| preset | {summary.get('preset', '?')}: {settings.get('epochs')} epochs, batch {settings.get('batch_size')}, "
         f"{settings.get('optimizer')} lr {settings.get('lr')}, label smoothing {settings.get('label_smoothing')}, "
-        f"augmentation {training.augmentation_words(settings)} |",
+        f"augmentation {training.augmentation_words(settings)}{training.teacher_words(settings)} |",
         f"| hardware | {summary['device']}, {summary['backend']}, {summary['precision']} |",
         f"| wall time | {summary['wall_seconds']:.0f} s ({summary['wall_seconds'] / 60:.1f} min), "
         f"{summary['train_images_per_second']:.0f} training images/s |",

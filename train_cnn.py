@@ -8,6 +8,8 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
     python train_cnn.py --train ../fer2013.csv --arch report5 --preset cpu
     python train_cnn.py --train data/train.csv --test data/test.csv --val-fraction 0 --model models/final.keras
         (the final fit: every labeled face trains, the last epoch is the model)
+    python train_cnn.py --train data/train.csv --teacher models/a.keras models/b.keras
+        (distillation: targets blend each face's label with what the teachers predict for it)
 """
 import argparse
 import time
@@ -45,6 +47,7 @@ def main():
     # Read every input before training, so bad input costs nothing and overwrites nothing.
     test = cli.load_test(args.test) if args.test else None
     data = training.prepare_data(args.train, settings)
+    data = training.distill(data, settings)  # with --teacher: soft targets from trained models
 
     run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh, started=STARTED)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")

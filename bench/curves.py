@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer import cli, plots  # noqa: E402
 from fer.atomic import write_text  # noqa: E402
 from fer.errors import InputError  # noqa: E402
-from fer.training import augmentation_words, read_history  # noqa: E402
+from fer.training import augmentation_words, kept_row, read_history, teacher_words  # noqa: E402
 
 
 def parse_args():
@@ -53,14 +53,14 @@ def recipe(summary):
                if "trainable_parameters" in summary else "")
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
     return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
-            f"wd {s.get('weight_decay')}, {augmentation_words(s)}, {summary.get('precision')}")
+            f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}, {summary.get('precision')}")
 
 
 def table(runs):
     lines = ["| run | recipe | best validation | epoch | wall time | images/s | device |",
              "|---|---|---:|---:|---:|---:|---|"]
     for name, history, summary in runs:
-        best = max(history, key=lambda r: r["val_accuracy"])
+        best = kept_row(history)  # every run here has validation (refused otherwise)
         wall = summary.get("wall_seconds", sum(r["epoch_seconds"] for r in history))
         rate = summary.get("train_images_per_second")
         lines.append(f"| {name} | {recipe(summary)} | {best['val_accuracy']:.4f} | {best['epoch']} of "

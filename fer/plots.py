@@ -20,10 +20,12 @@ def save(fig, path):
 def history_figure(rows, path, title):
     """Loss and accuracy per epoch, training vs validation, best epoch marked (training only for a run
     without validation)."""
+    from .training import kept_row
+
     epochs = [r["epoch"] for r in rows]
-    validated = "val_accuracy" in rows[0]
-    best = max(rows, key=lambda r: r["val_accuracy"]) if validated else None
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    validated, best = "val_accuracy" in rows[-1], kept_row(rows)
+    # constrained layout keeps the suptitle clear of the panel titles
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for ax, key, name in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
         ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
         if validated:

@@ -46,7 +46,8 @@ PRESETS = {
 }
 DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
-                minutes=None)
+                minutes=None, teachers=[], distill=0.0)
+DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 BUDGET_RESERVE_S = 20  # of those: after training, the figure and a test-set prediction
 PROCESS_START = time.perf_counter()  # this module loads first thing; a budget counts from here
@@ -93,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
     run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                      help="feed raw 0-255 pixels (ablation)")
     run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")
+    teach = parser.add_argument_group("distillation")
+    teach.add_argument("--teacher", dest="teachers", nargs="+", metavar="MODEL.keras",
+                       help="learn from these trained models too: each training face's target blends its label "
+                            "with the models' mean probabilities on it. With validation, each must have held out "
+                            "the same faces of the same file (its summary JSON says so)")
+    teach.add_argument("--distill", type=float, metavar="W",
+                       help=f"the teachers' weight in the targets, above 0 and at most 1 ({DISTILL} with --teacher)")
     out = parser.add_argument_group("outputs")
     out.add_argument("--model", default=default_model, metavar="OUT.keras", help=f"(default {default_model})")
     out.add_argument("--figures", default="figures", metavar="DIR")
@@ -136,6 +144,12 @@ def settings_from(args):
         raise InputError("--mixup", f"must be 0 (off) or positive, got {chosen['mixup']}")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
+    if chosen["teachers"] and getattr(args, "distill", None) is None:
+        chosen["distill"] = DISTILL
+    if chosen["distill"] and not chosen["teachers"]:
+        raise InputError("--distill", "needs the models to learn from: give --teacher")
+    if chosen["teachers"] and not 0 < chosen["distill"] <= 1:
+        raise InputError("--distill", f"must be above 0 and at most 1, got {chosen['distill']}")
     if not 0 <= chosen["val_fraction"] < 1:
         raise InputError("--val-fraction", f"must be at least 0 and below 1, got {chosen['val_fraction']}")
     if chosen["epochs"] != "auto" and chosen["epochs"] < 1 or chosen["batch_size"] < 1:
@@ -175,6 +189,57 @@ def prepare_data(path, settings):
     if settings["normalize"]:
         data["mean"], data["variance"] = float(x_train.mean()), float(x_train.var())
     return data
+
+
+def distill(data, settings):
+    """Blend each training face's one-hot target with the teachers' mean probabilities on it, weight
+    settings["distill"]: the student learns which faces are ambiguous, and between which expressions.
+
+    The teachers see the training faces as they are (no augmentation); the student sees them warped, as usual.
+    With validation, a teacher that trained on any of the validation faces is refused: its probabilities would
+    pass what it learned from them on to the student, whose validation accuracy would then overstate it."""
+    if not settings["teachers"]:
+        return data
+    from .cli import load_model, predict_probabilities
+
+    for path in settings["teachers"]:
+        check_teacher(path, data["split"])
+    models = [load_model(path) for path in settings["teachers"]]
+    labels = data["y_train"].argmax(1)
+    total = 0
+    for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
+        t0 = time.perf_counter()
+        probabilities = predict_probabilities([model], data["x_train"])
+        total = total + probabilities
+        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities.argmax(1) == labels):.4f} on the "
+              f"{len(labels):,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
+    teachers = total / len(models)
+    weight = settings["distill"]
+    data["teacher_accuracy"] = round(float(np.mean(teachers.argmax(1) == labels)), 4)
+    print(f"targets: {1 - weight:g} x label + {weight:g} x the {len(models)} teachers' mean "
+          f"({data['teacher_accuracy']:.4f} on the training faces)", flush=True)
+    data["y_train"] = ((1 - weight) * data["y_train"] + weight * teachers).astype("float32")
+    return data
+
+
+def check_teacher(path, split):
+    """Refuse a teacher whose summary does not show it held out this run's validation faces."""
+    if not Path(path).exists():
+        raise InputError(path, "no such model file (a --teacher must be a trained .keras model)")
+    if split["val_rows"] == 0:
+        return  # a final fit: no face is held out, so no teacher can have trained on one
+    record = Path(path).with_name(Path(path).stem + "_summary.json")
+    held_out = json.loads(record.read_text()).get("split", {}) if record.exists() else {}
+    if held_out.get("digest") != split["digest"]:
+        raise InputError(path, f"its summary JSON ({record.name}) does not show which faces of {split['file']} it "
+                               "held out, so it may have trained on this run's validation faces; give teachers "
+                               "trained on this file with this run's --val-fraction and --split-seed")
+    same = (held_out.get("val_rows", 0) > 0 if split["by_usage"]  # fer2013.csv: Usage fixes the split
+            else (held_out.get("val_fraction"), held_out.get("seed")) == (split["val_fraction"], split["seed"]))
+    if not same:
+        raise InputError(path, f"held out {held_out.get('val_fraction', 0):.0%} (split seed {held_out.get('seed')}) "
+                               f"of {split['file']}, this run {split['val_fraction']:.0%} (split seed "
+                               f"{split['seed']}): it trained on some of this run's validation faces")
 
 
 def require_validation(settings, script):
@@ -517,7 +582,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def summary(self, session_seconds):
         rows = self.rows
         validated = "val_accuracy" in rows[-1]
-        best = max(rows, key=lambda r: r["val_accuracy"]) if validated else rows[-1]
+        best = kept_row(rows)
         warm = [r for r in rows if r["warm"]] or rows
         return {
             "epochs": len(rows), "best_epoch": best["epoch"],
@@ -528,6 +593,12 @@ class EpochRecorder(keras.callbacks.Callback):
             "session_seconds": round(session_seconds, 1),
             "train_images_per_second": round(self.n_train * len(warm) / sum(r["train_seconds"] for r in warm), 1),
         }
+
+
+def kept_row(rows):
+    """The history row of the epoch a run keeps: the best by validation accuracy, or without validation
+    (--val-fraction 0) the last."""
+    return max(rows, key=lambda r: r["val_accuracy"]) if "val_accuracy" in rows[-1] else rows[-1]
 
 
 def read_history(path):
@@ -604,6 +675,12 @@ def augmentation_words(settings):
     return ", ".join(words)
 
 
+def teacher_words(settings):
+    """", distilled from N teachers (weight W)", or nothing."""
+    teachers = settings.get("teachers") or []
+    return f", distilled from {len(teachers)} teachers ({settings['distill']:g})" if teachers else ""
+
+
 def describe_run(name, architecture, model, settings, data):
     from .models import trainable_parameters
 
@@ -611,4 +688,5 @@ def describe_run(name, architecture, model, settings, data):
             "total_parameters": int(model.count_params()), "preset": settings["preset"],
             "settings": {k: v for k, v in settings.items() if k != "preset"}, "precision": settings["precision"],
             "backend": backend.name(), "device": backend.accelerator(), "split": data["split"],
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d")}
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"),
+            **({"teacher_train_accuracy": data["teacher_accuracy"]} if "teacher_accuracy" in data else {})}

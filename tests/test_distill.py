@@ -1,0 +1,93 @@
+"""--teacher: training targets that blend each face's label with trained models' probabilities."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import QUICK, read_rows, run_script, synthetic_faces, write_csv
+from fer import training
+
+
+def constant_model(path, logits):
+    """A model that predicts softmax(logits) whatever the face, saved with no summary yet."""
+    inputs = keras.Input((48, 48, 1))
+    dense = keras.layers.Dense(7, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(logits))
+    model = keras.Model(inputs, keras.layers.Softmax()(dense(keras.layers.Flatten()(inputs))))
+    model.save(path)
+    return path
+
+
+def settings_for(teachers, distill=None):
+    parser = __import__("argparse").ArgumentParser()
+    training.add_arguments(parser, default_model="m.keras")
+    args = parser.parse_args(["--train", "x.csv", "--preset", "smoke"]
+                             + (["--teacher", *map(str, teachers)] if teachers else [])
+                             + (["--distill", str(distill)] if distill is not None else []))
+    return training.settings_from(args)
+
+
+def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
+    x, y = synthetic_faces(50, seed=3)
+    train = write_csv(tmp_path / "train.csv", x, y)
+    logits = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
+    teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(logits)]
+    settings = settings_for(teachers, distill=0.3)
+    data = training.prepare_data(train, settings)
+    for teacher in teachers:  # both held out this run's validation faces
+        (tmp_path / f"{teacher.stem}_summary.json").write_text(json.dumps({"split": data["split"]}))
+    labels = data["y_train"].copy()
+    training.distill(data, settings)
+    mean = np.mean([np.exp(v) / np.exp(v).sum() for v in logits], axis=0)
+    np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * mean, atol=1e-6)
+    np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
+    assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
+
+
+def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path):
+    assert settings_for([tmp_path / "t.keras"])["distill"] == training.DISTILL == 0.5
+    assert settings_for(None)["distill"] == 0 and settings_for(None)["teachers"] == []
+    for teachers, distill, problem in (([], 0.5, "give --teacher"), (["t.keras"], 1.5, "at most 1"),
+                                       (["t.keras"], 0.0, "above 0")):
+        with pytest.raises(training.InputError, match=problem):
+            settings_for(teachers, distill)
+
+
+def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, synthetic_files, tmp_path, capsys):
+    """The student's own labels are random; only the teacher knows the classes (--distill 1, no validation:
+    the labels file differs from the teacher's, so this is a final fit)."""
+    x, _ = synthetic_faces(700, seed=11)
+    noise = write_csv(tmp_path / "noise.csv", x, np.random.default_rng(0).integers(0, 7, 700))
+    capsys.readouterr()
+    assert run_script("train_cnn.py", "--train", noise, *QUICK, "--limit", "700", "--epochs", "5", "--no-augment",
+                      "--val-fraction", "0", "--teacher", trained / "cnn.keras", "--distill", "1",
+                      "--model", tmp_path / "student.keras", "--figures", tmp_path) == 0
+    printed = capsys.readouterr().out
+    assert "teacher 1/1" in printed and "targets: 0 x label + 1 x the 1 teachers' mean" in printed
+    summary = json.loads((tmp_path / "student_summary.json").read_text())
+    assert summary["settings"]["teachers"] == [str(trained / "cnn.keras")] and summary["settings"]["distill"] == 1
+    assert summary["teacher_train_accuracy"] < 0.3  # against the random labels
+    assert run_script("predict.py", "--model", tmp_path / "student.keras", "--test", synthetic_files["labeled_test"],
+                      "--out", tmp_path / "sub.csv") == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy on ")[1].split(": ")[1].split()[0])
+    assert accuracy >= 0.85
+    assert len(read_rows(tmp_path / "sub.csv")) == 60
+
+
+@pytest.mark.parametrize("case", ["other split seed", "no summary", "missing"])
+def test_a_teacher_that_may_have_seen_the_validation_faces_is_refused(trained, synthetic_files, tmp_path, capsys,
+                                                                      case):
+    teacher = trained / "cnn.keras"
+    args = ["--split-seed", "1"] if case == "other split seed" else []
+    if case == "no summary":
+        teacher = tmp_path / "copy.keras"
+        teacher.write_bytes((trained / "cnn.keras").read_bytes())
+    elif case == "missing":
+        teacher = tmp_path / "none.keras"
+    capsys.readouterr()
+    assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, *args, "--teacher", teacher,
+                      "--model", tmp_path / "student.keras", "--figures", tmp_path / "figures") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {teacher}")
+    assert {"other split seed": "split seed 0", "no summary": "summary JSON", "missing": "no such model"}[case] in err
+    assert not (tmp_path / "student.keras").exists() and not (tmp_path / "figures").exists()
