@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import quiet_native_stderr
 from .atomic import write_text
 from .errors import InputError
 
@@ -45,7 +46,10 @@ def load_model(path):
     if not path.exists():
         raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        # TensorFlow's oneDNN logs an E0000 line from C++ when it builds float16 weights (the shipped model's)
+        # on a CPU without AVX-512 fp16, then runs them correctly: noise on the scripts' one-line stderr.
+        with quiet_native_stderr():
+            model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds for a file that is not a model
         raise InputError(path, f"not a loadable Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
     shape = tuple(model.inputs[0].shape[1:])

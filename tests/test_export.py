@@ -61,3 +61,18 @@ def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_
     assert abs((after.argmax(1) == y).mean() - (before.argmax(1) == y).mean()) <= 0.01
     assert "float16 weights" in (half.parent / "MODEL_CARD.md").read_text()
     assert "float32 weights" in (full.parent / "MODEL_CARD.md").read_text()
+
+
+def test_the_shipped_model_predicts_with_one_line_on_stderr(tmp_path, synthetic_files):
+    """In a fresh process (where native libraries log their first messages): only the shipped-model note."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, subprocess_env
+
+    done = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--test", synthetic_files["test"],
+                           "--out", tmp_path / "sub.csv"], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [line for line in done.stderr.splitlines() if "using the shipped model" in line]
+    assert len(done.stderr.splitlines()) == 1 and len(read_rows(tmp_path / "sub.csv")) == 60
