@@ -228,18 +228,19 @@ def check_teacher(path, split):
         raise InputError(path, "no such model file (a --teacher must be a trained .keras model)")
     if split["val_rows"] == 0:
         return  # a final fit: no face is held out, so no teacher can have trained on one
-    record = Path(path).with_name(Path(path).stem + "_summary.json")
-    held_out = json.loads(record.read_text()).get("split", {}) if record.exists() else {}
-    if held_out.get("digest") != split["digest"]:
-        raise InputError(path, f"its summary JSON ({record.name}) does not show which faces of {split['file']} it "
-                               "held out, so it may have trained on this run's validation faces; give teachers "
-                               "trained on this file with this run's --val-fraction and --split-seed")
-    same = (held_out.get("val_rows", 0) > 0 if split["by_usage"]  # fer2013.csv: Usage fixes the split
-            else (held_out.get("val_fraction"), held_out.get("seed")) == (split["val_fraction"], split["seed"]))
+    from .cli import recorded_split
+
+    fraction, seed, recorded = recorded_split(path, split["digest"])
+    if not recorded:
+        raise InputError(path, f"its summary JSON ({Path(path).stem}_summary.json) does not show which faces of "
+                               f"{split['file']} it held out, so it may have trained on this run's validation faces; "
+                               "give teachers trained on this file with this run's --val-fraction and --split-seed")
+    same = (fraction > 0 if split["by_usage"]  # fer2013.csv: Usage fixes the split, unless nothing was held out
+            else (fraction, seed) == (split["val_fraction"], split["seed"]))
     if not same:
-        raise InputError(path, f"held out {held_out.get('val_fraction', 0):.0%} (split seed {held_out.get('seed')}) "
-                               f"of {split['file']}, this run {split['val_fraction']:.0%} (split seed "
-                               f"{split['seed']}): it trained on some of this run's validation faces")
+        raise InputError(path, f"held out {fraction:.0%} (split seed {seed}) of {split['file']}, this run "
+                               f"{split['val_fraction']:.0%} (split seed {split['seed']}): it trained on some of "
+                               "this run's validation faces")
 
 
 def require_validation(settings, script):

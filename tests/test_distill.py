@@ -1,4 +1,5 @@
 """--teacher: training targets that blend each face's label with trained models' probabilities."""
+import argparse
 import json
 
 import keras
@@ -19,7 +20,7 @@ def constant_model(path, logits):
 
 
 def settings_for(teachers, distill=None):
-    parser = __import__("argparse").ArgumentParser()
+    parser = argparse.ArgumentParser()
     training.add_arguments(parser, default_model="m.keras")
     args = parser.parse_args(["--train", "x.csv", "--preset", "smoke"]
                              + (["--teacher", *map(str, teachers)] if teachers else [])
