@@ -24,7 +24,7 @@ import numpy as np
 
 from . import CLASSES, backend
 from .atomic import atomic_path, write_text
-from .data import load_labeled, split_train_val
+from .data import load_faces, load_labeled, split_train_val
 from .errors import InputError
 
 # Budgets. Flags given on the command line override the preset's values.
@@ -46,7 +46,7 @@ PRESETS = {
 }
 DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
-                minutes=None, teachers=[], distill=0.0)
+                minutes=None, teachers=[], distill=0.0, unlabeled=[])
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 BUDGET_RESERVE_S = 20  # of those: after training, the figure and a test-set prediction
@@ -101,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser, default_model):
                             "the same faces of the same file (its summary JSON says so)")
     teach.add_argument("--distill", type=float, metavar="W",
                        help=f"the teachers' weight in the targets, above 0 and at most 1 ({DISTILL} with --teacher)")
+    teach.add_argument("--unlabeled", nargs="+", metavar="CSV",
+                       help="also train on these faces, e.g. test.csv, their targets the teachers' mean probabilities "
+                            "alone (labels in the file are not used; faces identical to a validation face are left out)")
     out = parser.add_argument_group("outputs")
     out.add_argument("--model", default=default_model, metavar="OUT.keras", help=f"(default {default_model})")
     out.add_argument("--figures", default="figures", metavar="DIR")
@@ -148,6 +151,9 @@ def settings_from(args):
         chosen["distill"] = DISTILL
     if chosen["distill"] and not chosen["teachers"]:
         raise InputError("--distill", "needs the models to learn from: give --teacher")
+    if chosen["unlabeled"] and not chosen["teachers"]:
+        raise InputError("--unlabeled", "needs the models that label them: give --teacher")
+    chosen["unlabeled"] = [str(path) for path in chosen["unlabeled"]]
     if chosen["teachers"] and not 0 < chosen["distill"] <= 1:
         raise InputError("--distill", f"must be above 0 and at most 1, got {chosen['distill']}")
     if not 0 <= chosen["val_fraction"] < 1:
@@ -194,32 +200,58 @@ def prepare_data(path, settings):
 def distill(data, settings):
     """Blend each training face's one-hot target with the teachers' mean probabilities on it, weight
     settings["distill"]: the student learns which faces are ambiguous, and between which expressions.
+    With settings["unlabeled"], the faces of those files train too, their targets the teachers' mean alone.
 
-    The teachers see the training faces as they are (no augmentation); the student sees them warped, as usual.
+    The teachers see the faces as they are (no augmentation); the student sees them warped, as usual.
     With validation, a teacher that trained on any of the validation faces is refused: its probabilities would
-    pass what it learned from them on to the student, whose validation accuracy would then overstate it."""
+    pass what it learned from them on to the student, whose validation accuracy would then overstate it.
+    For the same reason an unlabeled face identical to a validation face is left out."""
     if not settings["teachers"]:
         return data
     from .cli import load_model, predict_probabilities
 
     for path in settings["teachers"]:
         check_teacher(path, data["split"])
+    unlabeled = unlabeled_faces(settings["unlabeled"], data["x_val"])  # read before the teachers' slow work
     models = [load_model(path) for path in settings["teachers"]]
     labels = data["y_train"].argmax(1)
+    x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]
     total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
-        probabilities = predict_probabilities([model], data["x_train"])
+        probabilities = predict_probabilities([model], x)
         total = total + probabilities
-        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities.argmax(1) == labels):.4f} on the "
-              f"{len(labels):,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities[:len(labels)].argmax(1) == labels):.4f} on "
+              f"the {len(labels):,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
     teachers = total / len(models)
     weight = settings["distill"]
-    data["teacher_accuracy"] = round(float(np.mean(teachers.argmax(1) == labels)), 4)
+    data["teacher_accuracy"] = round(float(np.mean(teachers[:len(labels)].argmax(1) == labels)), 4)
     print(f"targets: {1 - weight:g} x label + {weight:g} x the {len(models)} teachers' mean "
           f"({data['teacher_accuracy']:.4f} on the training faces)", flush=True)
-    data["y_train"] = ((1 - weight) * data["y_train"] + weight * teachers).astype("float32")
+    targets = (1 - weight) * data["y_train"] + weight * teachers[:len(labels)]
+    if len(unlabeled):
+        print(f"and {len(unlabeled):,} unlabeled faces, each the teachers' mean alone", flush=True)
+        targets = np.concatenate([targets, teachers[len(labels):]])
+        data["x_train"] = x
+    data["y_train"] = targets.astype("float32")
+    data["unlabeled_rows"] = len(unlabeled)
     return data
+
+
+def unlabeled_faces(paths, x_val):
+    """The faces of `paths` as model inputs, less any identical to a validation face."""
+    if not paths:
+        return np.zeros((0, 48, 48, 1), "float32")
+    held_out = {face.tobytes() for face in x_val}
+    kept = []
+    for path in paths:
+        faces = as_input(load_faces(path).x)
+        fresh = np.array([face.tobytes() not in held_out for face in faces], bool)
+        if not fresh.all():
+            print(f"{path}: left out {np.sum(~fresh):,} of {len(faces):,} faces identical to validation faces",
+                  flush=True)
+        kept.append(faces[fresh])
+    return np.concatenate(kept)
 
 
 def check_teacher(path, split):
@@ -679,7 +711,11 @@ def augmentation_words(settings):
 def teacher_words(settings):
     """", distilled from N teachers (weight W)", or nothing."""
     teachers = settings.get("teachers") or []
-    return f", distilled from {len(teachers)} teachers ({settings['distill']:g})" if teachers else ""
+    if not teachers:
+        return ""
+    unlabeled = settings.get("unlabeled") or []
+    return (f", distilled from {len(teachers)} teachers ({settings['distill']:g})"
+            + (f" with {' '.join(Path(p).name for p in unlabeled)} unlabeled" if unlabeled else ""))
 
 
 def describe_run(name, architecture, model, settings, data):
@@ -690,4 +726,5 @@ def describe_run(name, architecture, model, settings, data):
             "settings": {k: v for k, v in settings.items() if k != "preset"}, "precision": settings["precision"],
             "backend": backend.name(), "device": backend.accelerator(), "split": data["split"],
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d"),
-            **({"teacher_train_accuracy": data["teacher_accuracy"]} if "teacher_accuracy" in data else {})}
+            **({"teacher_train_accuracy": data["teacher_accuracy"]} if "teacher_accuracy" in data else {}),
+            **({"unlabeled_rows": data["unlabeled_rows"]} if data.get("unlabeled_rows") else {})}

@@ -19,12 +19,12 @@ def constant_model(path, logits):
     return path
 
 
-def settings_for(teachers, distill=None):
+def settings_for(teachers, distill=None, extra=()):
     parser = argparse.ArgumentParser()
     training.add_arguments(parser, default_model="m.keras")
     args = parser.parse_args(["--train", "x.csv", "--preset", "smoke"]
                              + (["--teacher", *map(str, teachers)] if teachers else [])
-                             + (["--distill", str(distill)] if distill is not None else []))
+                             + (["--distill", str(distill)] if distill is not None else []) + list(extra))
     return training.settings_from(args)
 
 
@@ -45,6 +45,29 @@ def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
     assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
 
 
+def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tmp_path, capsys):
+    x, y = synthetic_faces(50, seed=3)
+    train = write_csv(tmp_path / "train.csv", x, y)
+    logits = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
+    teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(logits)]
+    settings = settings_for(teachers, distill=0.3)
+    data = training.prepare_data(train, settings)
+    for teacher in teachers:
+        (tmp_path / f"{teacher.stem}_summary.json").write_text(json.dumps({"split": data["split"]}))
+    fresh, _ = synthetic_faces(5, seed=4)
+    held_out = data["x_val"][:3].reshape(3, 48, 48).astype("uint8")  # a test file that repeats three validation faces
+    unlabeled = write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8), header="id,feature")
+    settings["unlabeled"] = [unlabeled]
+    labels = data["y_train"].copy()
+    training.distill(data, settings)
+    mean = np.mean([np.exp(v) / np.exp(v).sum() for v in logits], axis=0)
+    assert len(data["x_train"]) == len(data["y_train"]) == 45 and data["unlabeled_rows"] == 5
+    np.testing.assert_allclose(data["y_train"][:40], 0.7 * labels + 0.3 * mean, atol=1e-6)
+    np.testing.assert_allclose(data["y_train"][40:], np.tile(mean, (5, 1)), atol=1e-6)
+    np.testing.assert_array_equal(data["x_train"][40:, :, :, 0], fresh)
+    assert "left out 3 of 8 faces identical to validation faces" in capsys.readouterr().out
+
+
 def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path):
     assert settings_for([tmp_path / "t.keras"])["distill"] == training.DISTILL == 0.5
     assert settings_for(None)["distill"] == 0 and settings_for(None)["teachers"] == []
@@ -52,6 +75,8 @@ def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path):
                                        (["t.keras"], 0.0, "above 0")):
         with pytest.raises(training.InputError, match=problem):
             settings_for(teachers, distill)
+    with pytest.raises(training.InputError, match="--unlabeled.*give --teacher"):
+        settings_for(None, extra=["--unlabeled", "test.csv"])
 
 
 def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, synthetic_files, tmp_path, capsys):
