@@ -59,7 +59,8 @@ def model_card(summary, history, size_bytes, note):
         f"| validation split | {split['val_rows']:,} rows: " + (
             "none held out" if not validated else "Usage = PublicTest" if split.get("by_usage") else
             f"stratified {split['val_fraction']:.0%}, seed {split['seed']}") + f" of `{Path(split['file']).name}` |",
-        f"| training rows | {split['train_rows']:,} |",
+        f"| training rows | {split['train_rows']:,}" + (f" and {summary['unlabeled_rows']:,} unlabeled faces"
+                                                         if summary.get("unlabeled_rows") else "") + " |",
         f"| trainable parameters | {summary['trainable_parameters']:,} |",
         f"| command | `{summary.get('command', '?')}` |",
         f"| preset | {summary.get('preset', '?')}: {settings.get('epochs')} epochs, batch {settings.get('batch_size')}, "

@@ -340,8 +340,9 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
         settings["epochs"], budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
     model = build_for(settings, data, arch, dropout)
     run = describe_run(paths["model"].stem, arch, model, settings, data)
+    unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
-          f"{data['split']['train_rows']:,} training rows"
+          f"{data['split']['train_rows']:,} training rows{unlabeled}"
           f"{'' if len(data['x_val']) else ' (every labeled row: no validation, the last epoch is the model)'}, "
           f"preset {settings['preset']}, "
           f"{backend.name()} on {run['device']}", flush=True)

@@ -28,42 +28,43 @@ def settings_for(teachers, distill=None, extra=()):
     return training.settings_from(args)
 
 
-def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
-    x, y = synthetic_faces(50, seed=3)
-    train = write_csv(tmp_path / "train.csv", x, y)
-    logits = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
-    teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(logits)]
-    settings = settings_for(teachers, distill=0.3)
-    data = training.prepare_data(train, settings)
-    for teacher in teachers:  # both held out this run's validation faces
-        (tmp_path / f"{teacher.stem}_summary.json").write_text(json.dumps({"split": data["split"]}))
-    labels = data["y_train"].copy()
-    training.distill(data, settings)
-    mean = np.mean([np.exp(v) / np.exp(v).sum() for v in logits], axis=0)
-    np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * mean, atol=1e-6)
-    np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
-    assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
+TEACHER_LOGITS = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
+TEACHER_MEAN = np.mean([np.exp(v) / np.exp(v).sum() for v in TEACHER_LOGITS], axis=0)
 
 
-def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tmp_path, capsys):
+def two_teachers_at(tmp_path, distill):
+    """Settings and data of a 50-face run with two constant teachers that held out its validation faces."""
     x, y = synthetic_faces(50, seed=3)
     train = write_csv(tmp_path / "train.csv", x, y)
-    logits = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
-    teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(logits)]
-    settings = settings_for(teachers, distill=0.3)
+    teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(TEACHER_LOGITS)]
+    settings = settings_for(teachers, distill=distill)
     data = training.prepare_data(train, settings)
     for teacher in teachers:
         (tmp_path / f"{teacher.stem}_summary.json").write_text(json.dumps({"split": data["split"]}))
-    fresh, _ = synthetic_faces(5, seed=4)
-    held_out = data["x_val"][:3].reshape(3, 48, 48).astype("uint8")  # a test file that repeats three validation faces
-    unlabeled = write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8), header="id,feature")
-    settings["unlabeled"] = [unlabeled]
+    return settings, data
+
+
+def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
+    settings, data = two_teachers_at(tmp_path, distill=0.3)
     labels = data["y_train"].copy()
     training.distill(data, settings)
-    mean = np.mean([np.exp(v) / np.exp(v).sum() for v in logits], axis=0)
+    np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
+    np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
+    assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
+    assert "unlabeled_rows" not in data or data["unlabeled_rows"] == 0
+
+
+def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tmp_path, capsys):
+    settings, data = two_teachers_at(tmp_path, distill=0.3)
+    fresh, _ = synthetic_faces(5, seed=4)
+    held_out = data["x_val"][:3].reshape(3, 48, 48).astype("uint8")  # a test file that repeats three validation faces
+    settings["unlabeled"] = [write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8),
+                                       header="id,feature")]
+    labels = data["y_train"].copy()
+    training.distill(data, settings)
     assert len(data["x_train"]) == len(data["y_train"]) == 45 and data["unlabeled_rows"] == 5
-    np.testing.assert_allclose(data["y_train"][:40], 0.7 * labels + 0.3 * mean, atol=1e-6)
-    np.testing.assert_allclose(data["y_train"][40:], np.tile(mean, (5, 1)), atol=1e-6)
+    np.testing.assert_allclose(data["y_train"][:40], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
+    np.testing.assert_allclose(data["y_train"][40:], np.tile(TEACHER_MEAN, (5, 1)), atol=1e-6)
     np.testing.assert_array_equal(data["x_train"][40:, :, :, 0], fresh)
     assert "left out 3 of 8 faces identical to validation faces" in capsys.readouterr().out
 
@@ -84,14 +85,17 @@ def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, s
     the labels file differs from the teacher's, so this is a final fit)."""
     x, _ = synthetic_faces(700, seed=11)
     noise = write_csv(tmp_path / "noise.csv", x, np.random.default_rng(0).integers(0, 7, 700))
+    unlabeled = write_csv(tmp_path / "unlabeled.csv", synthetic_faces(100, seed=13)[0], range(100), "id,feature")
     capsys.readouterr()
     assert run_script("train_cnn.py", "--train", noise, *QUICK, "--limit", "700", "--epochs", "5", "--no-augment",
                       "--val-fraction", "0", "--teacher", trained / "cnn.keras", "--distill", "1",
-                      "--model", tmp_path / "student.keras", "--figures", tmp_path) == 0
+                      "--unlabeled", unlabeled, "--model", tmp_path / "student.keras", "--figures", tmp_path) == 0
     printed = capsys.readouterr().out
     assert "teacher 1/1" in printed and "targets: 0 x label + 1 x the 1 teachers' mean" in printed
+    assert "700 training rows and 100 unlabeled faces" in printed
     summary = json.loads((tmp_path / "student_summary.json").read_text())
     assert summary["settings"]["teachers"] == [str(trained / "cnn.keras")] and summary["settings"]["distill"] == 1
+    assert summary["settings"]["unlabeled"] == [unlabeled] and summary["unlabeled_rows"] == 100
     assert summary["teacher_train_accuracy"] < 0.3  # against the random labels
     assert run_script("predict.py", "--model", tmp_path / "student.keras", "--test", synthetic_files["labeled_test"],
                       "--out", tmp_path / "sub.csv") == 0
@@ -100,20 +104,24 @@ def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, s
     assert len(read_rows(tmp_path / "sub.csv")) == 60
 
 
-@pytest.mark.parametrize("case", ["other split seed", "no summary", "missing"])
-def test_a_teacher_that_may_have_seen_the_validation_faces_is_refused(trained, synthetic_files, tmp_path, capsys,
+@pytest.mark.parametrize("case", ["other split seed", "no summary", "missing", "unlabeled missing"])
+def test_a_doubtful_teacher_or_a_missing_unlabeled_file_is_refused(trained, synthetic_files, tmp_path, capsys,
                                                                       case):
-    teacher = trained / "cnn.keras"
+    teacher, blamed = trained / "cnn.keras", None
     args = ["--split-seed", "1"] if case == "other split seed" else []
     if case == "no summary":
         teacher = tmp_path / "copy.keras"
         teacher.write_bytes((trained / "cnn.keras").read_bytes())
     elif case == "missing":
         teacher = tmp_path / "none.keras"
+    elif case == "unlabeled missing":
+        blamed = tmp_path / "no_test.csv"
+        args = ["--unlabeled", blamed]
     capsys.readouterr()
     assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, *args, "--teacher", teacher,
                       "--model", tmp_path / "student.keras", "--figures", tmp_path / "figures") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"error: {teacher}")
-    assert {"other split seed": "split seed 0", "no summary": "summary JSON", "missing": "no such model"}[case] in err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {blamed or teacher}")
+    assert {"other split seed": "split seed 0", "no summary": "summary JSON", "missing": "no such model",
+            "unlabeled missing": "no such file"}[case] in err
     assert not (tmp_path / "student.keras").exists() and not (tmp_path / "figures").exists()
