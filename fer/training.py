@@ -24,7 +24,7 @@ import numpy as np
 
 from . import CLASSES, backend
 from .atomic import atomic_path, write_text
-from .data import load_faces, load_labeled, split_train_val
+from .data import load_faces, load_labeled, repeats, split_train_val
 from .errors import InputError
 
 # Budgets. Flags given on the command line override the preset's values.
@@ -242,11 +242,10 @@ def unlabeled_faces(paths, x_val):
     """The faces of `paths` as model inputs, less any identical to a validation face."""
     if not paths:
         return np.zeros((0, 48, 48, 1), "float32")
-    held_out = {face.tobytes() for face in x_val}
     kept = []
     for path in paths:
         faces = as_input(load_faces(path).x)
-        fresh = np.array([face.tobytes() not in held_out for face in faces], bool)
+        fresh = ~repeats(faces, x_val)
         if not fresh.all():
             print(f"{path}: left out {np.sum(~fresh):,} of {len(faces):,} faces identical to validation faces",
                   flush=True)

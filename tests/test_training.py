@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import QUICK, ROOT, read_rows, run_script, subprocess_env
+from conftest import QUICK, ROOT, read_rows, run_script, subprocess_env, synthetic_faces, write_csv
 
 
 def test_cnn_learns_the_synthetic_signal(trained):
@@ -222,6 +222,30 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     assert abs(plain - best) < 1e-3  # the same faces Keras validated on during training
     assert flipped < plain - 0.1 and zoomed < plain - 0.1  # mirrored synthetic classes: mirrors must hurt here
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
+
+
+def test_predict_validate_also_scores_the_faces_that_do_not_repeat_a_training_face(trained, tmp_path, capsys):
+    """Five validation faces are made copies of training faces of their class (the split depends only on the
+    labels, so it stays the same): the second table leaves exactly those out."""
+    from fer import cli
+    from fer.data import Faces, split_train_val
+
+    x, y = synthetic_faces(700, seed=11)
+    train, val = split_train_val(Faces(x=x, y=y), 0.2, 0)
+    copies = [next(t for t in train if y[t] == y[v]) for v in val[:5]]
+    x[val[:5]] = x[copies]
+    data = write_csv(tmp_path / "train.csv", x, y)
+    test = write_csv(tmp_path / "test.csv", np.concatenate([x[train[:3]], x[val[5:9]]]), range(7), "id,feature")
+    model = trained / "cnn.keras"
+    assert run_script("predict.py", "--model", model, "--test", test, "--out", tmp_path / "sub.csv",
+                      "--validate", data) == 0
+    printed = capsys.readouterr().out
+    assert f"the same on the {len(val) - 5:,} faces that are not also training faces (5 repeat one" in printed
+    assert f"3 of the 7 faces of {test} repeat a training face pixel for pixel, against 5 of the {len(val)}" in printed
+    plain_all, plain_new = [float(line.split()[-3]) for line in printed.splitlines() if line.startswith(str(model))]
+    predicted = cli.predict_probabilities([cli.load_model(model)], x[val]).argmax(1) == y[val]
+    assert plain_all == pytest.approx(predicted.mean(), abs=1e-4)
+    assert plain_new == pytest.approx(predicted[5:].mean(), abs=1e-4)
 
 
 def test_predict_fit_scores_the_training_split_the_model_learned_from(trained, synthetic_files, tmp_path, capsys):
