@@ -9,7 +9,9 @@ PrivateTest rows are predicted) it also prints accuracy. --validate scores the
 same ensemble, plain and with each --tta, on the validation split the models
 were trained without (models that held out different faces are refused: train
 an ensemble's members with one --split-seed, whatever their --seed): choose
-models and --tta by it, not by the test file.
+models and --tta by it, not by the test file. FER2013 holds some faces twice, so
+it scores them again without the validation faces that repeat a training face,
+and counts the test faces that do.
 --fit adds each model's accuracy on its own training faces (no augmentation),
 to tell underfitting from overfitting.
 
