@@ -102,7 +102,8 @@ def main():
         raise InputError(out, "the exported file must end in .keras")
     summary, history, history_path = records_of(args.model)
     model = cli.load_model(args.model)  # loaded without compiling: saving it leaves the optimizer out
-    exported = cli.with_policy(model, "float16") if args.half else model
+    with fer.quiet_native_stderr():  # oneDNN's note on building float16 layers where the CPU lacks AVX-512 fp16
+        exported = cli.with_policy(model, "float16") if args.half else model
     with atomic_path(out) as tmp:
         exported.save(tmp)
     size = out.stat().st_size

@@ -76,3 +76,17 @@ def test_the_shipped_model_predicts_with_one_line_on_stderr(tmp_path, synthetic_
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [line for line in done.stderr.splitlines() if "using the shipped model" in line]
     assert len(done.stderr.splitlines()) == 1 and len(read_rows(tmp_path / "sub.csv")) == 60
+
+
+def test_a_half_export_writes_nothing_on_stderr(trained, tmp_path):
+    """In a fresh process: building the float16 copy made oneDNN log a line on CPUs without AVX-512 fp16."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, subprocess_env
+
+    done = subprocess.run([sys.executable, str(ROOT / "export_model.py"), trained / "cnn.keras",
+                           "--out", tmp_path / "half" / "cnn.keras", "--half"], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and "float16" in done.stdout
