@@ -47,13 +47,13 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
     out, models = tmp_path / "out", tmp_path / "models"
     started = time.time()
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
-                         BUDGET_S="500", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
+                         BUDGET_S="800", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
                          CANDIDATE_ARGS="--preset smoke --epochs 1 --width 0.5 --batch-size 16",
                          RESNET_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --arch resnet",
                          FINAL_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --val-fraction 0",
                          PIPELINE_ARGS="--width 0.25 --batch-size 8 --steps 1 --warmup 1")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
     results = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
