@@ -709,7 +709,7 @@ def augmentation_words(settings):
 
 
 def teacher_words(settings):
-    """", distilled from N teachers (weight W)", or nothing."""
+    """", distilled from N teachers (W)" and " with FILE unlabeled" for --unlabeled, or nothing."""
     teachers = settings.get("teachers") or []
     if not teachers:
         return ""
