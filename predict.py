@@ -114,9 +114,10 @@ def main():
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
     if args.validate:
-        repeated = repeats(val.x, train.x)
+        repeated = repeats(np.concatenate([val.x, test.x]), train.x)  # one pass over the training faces
+        repeated, repeated_test = repeated[:len(val)], repeated[len(val):]
         validation_accuracies = validation_table(paths, models, val, note, args.validate, args.batch_size, repeated)
-        print(f"\n{np.sum(repeats(test.x, train.x)):,} of the {len(test):,} faces of {args.test} repeat a training "
+        print(f"\n{np.sum(repeated_test):,} of the {len(test):,} faces of {args.test} repeat a training "
               f"face pixel for pixel, against {np.sum(repeated):,} of the {len(val):,} validation faces")
         if args.fit:
             fit_table(paths, models, train, validation_accuracies, args.batch_size)

@@ -215,26 +215,24 @@ def distill(data, settings):
     unlabeled = unlabeled_faces(settings["unlabeled"], data["x_val"])  # read before the teachers' slow work
     models = [load_model(path) for path in settings["teachers"]]
     labels = data["y_train"].argmax(1)
-    x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]
+    n = len(labels)  # the labeled faces come first, the unlabeled ones after them
+    x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy without
     total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
         probabilities = predict_probabilities([model], x)
         total = total + probabilities
-        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities[:len(labels)].argmax(1) == labels):.4f} on "
-              f"the {len(labels):,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities[:n].argmax(1) == labels):.4f} on "
+              f"the {n:,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
     teachers = total / len(models)
     weight = settings["distill"]
-    data["teacher_accuracy"] = round(float(np.mean(teachers[:len(labels)].argmax(1) == labels)), 4)
+    data["teacher_accuracy"] = round(float(np.mean(teachers[:n].argmax(1) == labels)), 4)
     print(f"targets: {1 - weight:g} x label + {weight:g} x the {len(models)} teachers' mean "
           f"({data['teacher_accuracy']:.4f} on the training faces)", flush=True)
-    targets = (1 - weight) * data["y_train"] + weight * teachers[:len(labels)]
     if len(unlabeled):
         print(f"and {len(unlabeled):,} unlabeled faces, each the teachers' mean alone", flush=True)
-        targets = np.concatenate([targets, teachers[len(labels):]])
-        data["x_train"] = x
-    data["y_train"] = targets.astype("float32")
-    data["unlabeled_rows"] = len(unlabeled)
+    targets = np.concatenate([(1 - weight) * data["y_train"] + weight * teachers[:n], teachers[n:]])
+    data["x_train"], data["y_train"], data["unlabeled_rows"] = x, targets.astype("float32"), len(unlabeled)
     return data
 
 

@@ -51,7 +51,7 @@ def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
     np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
     np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
     assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
-    assert "unlabeled_rows" not in data or data["unlabeled_rows"] == 0
+    assert data["unlabeled_rows"] == 0
 
 
 def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tmp_path, capsys):
