@@ -218,7 +218,7 @@ def distill(data, settings):
     models = [load_model(path) for path in settings["teachers"]]
     labels = data["y_train"].argmax(1)
     n = len(labels)  # the labeled faces come first, the unlabeled ones after them
-    x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy without
+    x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy if none
     total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
