@@ -2,6 +2,8 @@
 
 The scripts run on TensorFlow (the default) and on JAX (KERAS_BACKEND=jax).
 """
+import types
+
 import keras
 import numpy as np
 
@@ -173,3 +175,47 @@ def gradient(fn, x):
             total = tf.reduce_sum(fn(x))
         return tape.gradient(total, x)
     raise NotImplementedError(f"gradients on the {name()} backend")
+
+
+# ----------------------------------------------------------------------------- fast batch norm on CPUs
+
+def fuse_batch_norm(model):
+    """Under TensorFlow on a CPU, each BatchNormalization layer of `model` trains through TensorFlow's fused
+    batch-norm kernel; returns how many layers were switched.
+
+    Keras 3 computes batch norm in training as separate reductions and element-wise passes in float32, which on
+    a CPU took about two thirds of the training step; the fused kernel computes the same statistics and
+    gradients in one pass over the 16-bit activations. Only `call` of each layer instance changes: the layers
+    stay Keras's own BatchNormalization, with the same variables, so a saved model is exactly what it was.
+    Inference and every other case (JAX, GPUs, masks, renorm) keep Keras's code."""
+    if name() != "tensorflow" or has_gpu():
+        return 0
+    switched = 0
+    for layer in model._flatten_layers(include_self=False):
+        if (isinstance(layer, keras.layers.BatchNormalization) and not layer.renorm and layer.center
+                and layer.scale and layer.axis in (-1, len(layer.input.shape) - 1)):
+            layer.call = types.MethodType(_fused_batch_norm_call, layer)
+            switched += 1
+    return switched
+
+
+def _fused_batch_norm_call(layer, inputs, training=None, mask=None):
+    """BatchNormalization.call with TensorFlow's fused kernel in training mode: the same normalization, the
+    same biased batch variance in the moving statistics, the output in the layer's compute dtype."""
+    if training is not True or not layer.trainable or mask is not None:
+        return type(layer).call(layer, inputs, training=training, mask=mask)
+    import tensorflow as tf
+
+    rank, channels = len(inputs.shape), inputs.shape[-1]
+    x = inputs if rank == 4 else tf.reshape(inputs, [-1, 1, 1, channels])  # the kernel takes NHWC
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        x, tf.cast(layer.gamma, "float32"), tf.cast(layer.beta, "float32"), epsilon=layer.epsilon,
+        is_training=True)
+    # The kernel returns the unbiased variance (n / (n - 1) times the biased one it normalizes with); Keras's
+    # moving variance averages the biased one.
+    n = tf.cast(tf.size(x) // channels, "float32")
+    variance = variance * ((n - 1.0) / n)
+    layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
+    layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
+    y = tf.cast(y, layer.compute_dtype)
+    return y if rank == 4 else tf.reshape(y, tf.shape(inputs))
