@@ -299,7 +299,7 @@ def one_hot(y):
 
 # ----------------------------------------------------------------------------- fit
 
-def compile_model(model, settings, steps_per_epoch):
+def compile_model(model, settings, steps_per_epoch, fast_batch_norm=True):
     if settings.get("minutes"):
         schedule = float(settings["lr"])  # a variable, which ClockSchedule sets at each epoch
     else:
@@ -313,7 +313,8 @@ def compile_model(model, settings, steps_per_epoch):
                                          weight_decay=settings["weight_decay"])
     else:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"])
-    backend.fuse_batch_norm(model)  # TensorFlow on a CPU: batch norm through the fused kernel (same numerics)
+    if fast_batch_norm:
+        backend.fuse_batch_norm(model)  # TensorFlow on a CPU: batch norm through the fused kernel (same numerics)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings["label_smoothing"]),
                   metrics=["accuracy"])

@@ -1,6 +1,7 @@
 """The one gradient function, on whichever backend runs the tests."""
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 from fer import backend
@@ -163,3 +164,68 @@ def test_predictions_through_the_ordered_feed_match_the_model_called_directly():
     x = np.random.default_rng(1).uniform(0, 255, (70, 48, 48, 1)).astype("float32")
     direct = np.asarray(model(x, training=False))
     np.testing.assert_allclose(predict_probabilities([model], x, batch_size=32), direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", [(16, 6, 6, 8), (32, 8)])  # after a convolution, after a dense layer
+def test_fused_batch_norm_trains_as_keras_batch_norm_does(precision, shape):
+    """The fast path of training (TensorFlow on a CPU): outputs, gradients and moving statistics match Keras's
+    own BatchNormalization; the layer stays one, and inference is untouched."""
+    if backend.name() != "tensorflow" or backend.has_gpu():
+        pytest.skip("the fused path is for TensorFlow on a CPU")
+    import tensorflow as tf
+
+    backend.set_precision(precision)
+    try:
+        x = tf.constant(np.random.default_rng(0).normal(3, 2, shape).astype("float32"))
+        weights = np.random.default_rng(1).uniform(0, 1, shape).astype("float32")
+        results = []
+        for fused in (False, True):
+            inputs = keras.Input(shape[1:])
+            layer = keras.layers.BatchNormalization(momentum=0.9)
+            model = keras.Model(inputs, layer(inputs))
+            layer.gamma.assign(np.linspace(0.5, 2, shape[-1]))
+            layer.beta.assign(np.linspace(-1, 1, shape[-1]))
+            if fused:
+                assert backend.fuse_batch_norm(model) == 1
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = model(x, training=True)
+                loss = tf.reduce_sum(tf.cast(y, "float32") ** 2 * weights)  # per element: no cancelling
+            grads = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
+            assert y.dtype == keras.mixed_precision.dtype_policy().compute_dtype
+            results.append([np.asarray(tf.cast(v, "float32")) for v in (y, *grads)]
+                           + [np.asarray(layer.moving_mean), np.asarray(layer.moving_variance),
+                              np.asarray(tf.cast(model(x, training=False), "float32"))])
+            assert type(layer) is keras.layers.BatchNormalization
+        tolerance = 2e-2 if precision == "bfloat16" else 1e-4
+        for keras_value, fused_value in zip(*results):
+            scale = np.abs(keras_value).max() + 1e-6
+            np.testing.assert_allclose(fused_value / scale, keras_value / scale, atol=tolerance)
+        # the moving variance is the biased batch variance's average, as Keras keeps it
+        seen = tf.cast(tf.cast(x, keras.mixed_precision.dtype_policy().compute_dtype), "float32")  # as the layer does
+        biased = np.var(np.asarray(seen).reshape(-1, shape[-1]), axis=0)
+        np.testing.assert_allclose(results[1][5], 0.9 * 1.0 + 0.1 * biased, rtol=1e-4)
+    finally:
+        backend.set_precision("float32")
+
+
+def test_fused_batch_norm_leaves_saved_models_as_they_were(tmp_path):
+    """A model trained on the fast path saves as plain Keras layers: the file loads without the project."""
+    from fer import models
+
+    model = models.build_cnn("vgg", mean=100.0, variance=2500.0, width=0.25, augment="none")
+    switched = backend.fuse_batch_norm(model)
+    if backend.name() == "tensorflow" and not backend.has_gpu():
+        assert switched == sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) > 0
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 1)).astype("float32")
+    model.fit(x, np.eye(7, dtype="float32")[np.arange(8) % 7], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        config = archive.read("config.json").decode()
+    assert '"class_name": "BatchNormalization"' in config and "fer." not in config
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

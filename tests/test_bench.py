@@ -21,8 +21,14 @@ def test_pipeline_benchmark_times_all_three_feeds(tmp_path, faces):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     rates = result["images_per_s"]
-    assert set(rates) == {"a", "b", "c"} and all(v > 0 for v in rates.values())
+    fused = result["backend"] == "tensorflow" and result["device"].startswith("CPU")
+    assert set(rates) == {"a", "b", "c", "v"} | ({"k"} if fused else set()) and all(v > 0 for v in rates.values())
     assert abs(result["a_over_b"] - rates["a"] / rates["b"]) < 0.01
+    assert (result["a_over_k"] is None) != fused
+    # conv_share: the step's FLOP rate over the convolutions' alone, both from the rates it printed
+    assert result["conv_share"] > 0 and abs(result["conv_share"] - result["train_tflops"] / result["conv_tflops"]) < 0.01
+    # per image, the network's training FLOPs are its convolutions' and a little more (the dense layers)
+    assert 1 < (result["train_tflops"] / rates["a"]) / (result["conv_tflops"] / rates["v"]) < 1.5
 
 
 def test_speed_benchmark_reads_a_run_and_counts_its_flops(trained):
