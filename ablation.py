@@ -9,15 +9,15 @@ Finished runs are reused, so an interrupted ablation continues where it stopped.
     python ablation.py --data data/train.csv
     python ablation.py --data data/train.csv --preset cpu --limit 6000 --epochs 6
 """
-import argparse
 import json
 import re
 from pathlib import Path
 
-import fer
-from fer import cli, training
+from fer import cli, records, training
 from fer.atomic import write_text
-from fer.models import ARCHITECTURES
+from fer.data import prepare_data
+from fer.outputs import check_folder
+from fer.settings import frozen, require_validation, resolve
 
 VARIANTS = {  # name: (batch norm, augmentation)
     "BN + augmentation": (True, True),
@@ -28,20 +28,13 @@ VARIANTS = {  # name: (batch norm, augmentation)
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, metavar="CSV", help="labeled faces (train.csv, fer2013.csv, .npz)")
-    parser.add_argument("--preset", default="auto", choices=[*training.PRESETS, "auto"])
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--limit", type=int, metavar="N", help="train on N rows of the training split")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--val-fraction", type=float)
-    parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
-    parser.add_argument("--width", type=float, help="channel multiplier (default: the preset's)")
-    parser.add_argument("--models", default="models/ablation", metavar="DIR", help="where the four runs go")
-    parser.add_argument("--out", default="figures", metavar="DIR")
-    parser.add_argument("--fresh", action="store_true", help="retrain every variant")
+    parser = cli.parser(__doc__)
+    cli.add_data_flags(parser, labeled="--data", test=False)
+    cli.add_run_flags(parser, variants=True)  # batch norm and augmentation are what the ablation varies
+    cli.add_network_flags(parser, variants=True)
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--models", default="models/ablation", metavar="DIR", help="where the four runs go")
+    out.add_argument("--out", default="figures", metavar="DIR")
     return parser.parse_args()
 
 
@@ -50,16 +43,16 @@ def slug(name):
 
 
 def run_variant(name, batchnorm, augment, args, data, base):
-    settings = {**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none"}
-    paths = training.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else training.finished_run(paths, settings, data)
+    settings = frozen({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none"})
+    paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
+    done = None if args.fresh else records.finished_run(paths, settings, data)
     if done is not None:
         print(f"{name}: reusing the finished run in {paths['model']}")
-        return done, training.read_history(paths["history"])
+        return done, records.read_history(paths["history"])
     print(f"\n== {name}")
-    summary = training.train_cnn(data, settings, paths, args.arch, fresh=args.fresh)
-    training.write_summary(paths, summary)
-    return summary, training.read_history(paths["history"])
+    summary = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
+    records.write_summary(paths, summary)
+    return summary, records.read_history(paths["history"])
 
 
 def draw(results, title, path):
@@ -81,9 +74,11 @@ def draw(results, title, path):
 
 def main():
     args = parse_args()
-    base = training.settings_from(args)  # the preset, then what the command line set
-    training.require_validation(base, "ablation.py")
-    data = training.prepare_data(args.data, base)
+    for folder in (args.out, args.models):
+        check_folder(folder)  # before any work: a run must not fail at its end
+    base = resolve(args)  # the preset, then what the command line set
+    require_validation(base, "ablation.py")
+    data = prepare_data(args.data, base)
     results = {name: run_variant(name, bn, aug, args, data, base) for name, (bn, aug) in VARIANTS.items()}
 
     table = [{"variant": name, "batchnorm": VARIANTS[name][0], "augmentation": VARIANTS[name][1],
@@ -95,15 +90,14 @@ def main():
     title = (f"Ablation: {args.arch}, {base['epochs']} epochs, {split['train_rows']:,} training rows, "
              f"seed {base['seed']}")
     figure = draw(results, title, Path(args.out) / "ablation.png")
-    record = {"title": title, "data": str(args.data), "settings": {k: v for k, v in base.items()},
+    record = {"title": title, "data": str(args.data), "settings": dict(base),
               "split": split, "runs": table}
     write_text(Path(args.out) / "ablation.json", json.dumps(record, indent=2) + "\n")
-    training.print_table(title, [(r["variant"], f"best {r['best_val_accuracy']:.4f} at epoch {r['best_epoch']}"
+    records.print_table(title, [(r["variant"], f"best {r['best_val_accuracy']:.4f} at epoch {r['best_epoch']}"
                                   f"   train {r['final_train_accuracy']:.4f}   {r['wall_seconds']:.0f} s")
                                  for r in table])
     print(f"wrote {figure}, {Path(args.out) / 'ablation.json'}")
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

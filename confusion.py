@@ -7,23 +7,18 @@ pairs; with two --model flags (e.g. CNN and DNN) both side by side.
     python confusion.py --data data/train.csv
     python confusion.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras --log
 """
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import CLASSES, cli
-
-DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
+from fer import CLASSES, cli, inference, records
+from fer.outputs import check_folder
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", metavar="M.keras", help=f"repeat to compare (default {DEFAULT_MODEL})")
-    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
-    parser.add_argument("--out", default="figures", metavar="DIR")
+    parser = cli.parser(__doc__)
+    cli.add_explain_flags(parser, compare=True)
     parser.add_argument("--log", action="store_true", help="logarithmic colour scale for the counts")
     return parser.parse_args()
 
@@ -82,12 +77,13 @@ def draw(results, path, log):
 
 def main():
     args = parse_args()
+    check_folder(args.out)  # before any work: a run must not fail at its end
     paths = args.model or [cli.default_model()]
-    models = [cli.load_model(p) for p in paths]
-    faces, note = cli.load_validation(args.data, paths)
+    models = [inference.load_model(p) for p in paths]
+    faces, note = records.load_validation(args.data, paths)
     results, report = [], {}
     for path, model in zip(paths, models):
-        predicted = cli.predict_probabilities([model], faces.x).argmax(1)
+        predicted = inference.predict_probabilities([model], faces.x).argmax(1)
         counts = confusion_counts(faces.y, predicted)
         accuracy = float(np.trace(counts) / counts.sum())
         name = Path(path).stem
@@ -108,5 +104,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

@@ -3,47 +3,75 @@
 
 Writes OUT.keras (about a third of the training checkpoint: Adam's two moments are dropped;
 a sixth with --half), OUT_summary.json and OUT_history.csv beside it, and MODEL_CARD.md in the
-same folder, all from what the training run recorded.
+same folder, all from what the training run recorded. The exported model holds only Keras's own
+layers (the training-only augmentation becomes Identity), so `keras.saving.load_model` opens it
+anywhere, without this project.
 
     python export_model.py models/cnn.keras --out models/pretrained/cnn.keras --half
 """
-import argparse
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import cli, training
+from fer import IMAGE_SIZE, backend, cli, inference, quiet_native_stderr, records
 from fer.atomic import atomic_path, write_text
 from fer.errors import InputError
+from fer.outputs import check_outputs
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("model", metavar="M.keras", help="a model written by train_cnn.py")
     parser.add_argument("--out", default="models/pretrained/cnn.keras", metavar="OUT.keras")
     parser.add_argument("--half", action="store_true",
                         help="store the weights in float16: half the file; the model still computes in float32 "
-                             "when loaded (fer.cli.load_model widens them)")
+                             "when loaded (fer.inference.load_model widens them)")
     parser.add_argument("--note", default="", help="a sentence for the card (e.g. why training stopped early)")
+    parser.add_argument("--format", action="append", choices=list(FORMATS), default=[],
+                        help="also write OUT_savedmodel/ (a TensorFlow SavedModel) or OUT.tflite (LiteRT), through "
+                             "Keras's model.export, each checked against the model's probabilities; repeatable")
     return parser.parse_args()
 
 
+FORMATS = {"savedmodel": "_savedmodel", "litert": ".tflite"}  # where each goes: OUT's stem + this
+
+
+def format_path(out, kind):
+    return out.with_name(out.stem + FORMATS[kind])
+
+
+def write_format(model, out, kind):
+    """The model in another format beside OUT, written to a temporary name first, then moved into place;
+    returns the largest difference of a probability from the model's own on random faces."""
+    target = format_path(out, kind)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{target.name}.") as folder:
+        tmp = Path(folder) / target.name
+        backend.export_format(model, tmp, kind)
+        x = np.random.default_rng(1).integers(0, 256, (64, IMAGE_SIZE, IMAGE_SIZE, 1)).astype("float32")
+        difference = float(np.abs(backend.predict_exported(tmp, kind, x) - model.predict(x, verbose=0)).max())
+        if target.is_dir():  # a SavedModel folder from an earlier export: moved aside, then removed
+            old = Path(folder) / "old"
+            os.replace(target, old)
+        os.replace(tmp, target)
+    return difference
+
+
 def records_of(model_path):
-    summary_path = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
-    history_path = Path(model_path).with_name(Path(model_path).stem + "_history.csv")
+    summary_path, history_path = records.summary_path(model_path), records.history_path(model_path)
     if not summary_path.exists() or not history_path.exists():
         raise InputError(model_path, f"needs {summary_path.name} and {history_path.name} beside it "
                                      "(the records train_cnn.py writes)")
-    return json.loads(summary_path.read_text()), training.read_history(history_path), history_path
+    return json.loads(summary_path.read_text()), records.read_history(history_path), history_path
 
 
 def model_card(summary, history, size_bytes, note):
     split = summary["split"]
     validated = summary.get("best_val_accuracy") is not None
-    best = training.kept_row(history)
+    best = records.kept_row(history)
     settings = summary.get("settings", {})
     weights = summary.get("weights", "float32")
     lines = [
@@ -65,7 +93,7 @@ def model_card(summary, history, size_bytes, note):
         f"| command | `{summary.get('command', '?')}` |",
         f"| preset | {summary.get('preset', '?')}: {settings.get('epochs')} epochs, batch {settings.get('batch_size')}, "
         f"{settings.get('optimizer')} lr {settings.get('lr')}, label smoothing {settings.get('label_smoothing')}, "
-        f"augmentation {training.augmentation_words(settings)}{training.teacher_words(settings)} |",
+        f"augmentation {records.augmentation_words(settings)}{records.teacher_words(settings)} |",
         f"| hardware | {summary['device']}, {summary['backend']}, {summary['precision']} |",
         f"| wall time | {summary['wall_seconds']:.0f} s ({summary['wall_seconds'] / 60:.1f} min), "
         f"{summary['train_images_per_second']:.0f} training images/s |",
@@ -89,9 +117,9 @@ def model_card(summary, history, size_bytes, note):
 def rounding_change(model, exported_path, faces=256):
     """Largest change of any class probability between the model and its exported file, on random faces
     (0 for a float32 export; float16 rounding of the weights moves probabilities by about 1e-4)."""
-    x = np.random.default_rng(0).integers(0, 256, (faces, 48, 48, 1)).astype("float32")
+    x = np.random.default_rng(0).integers(0, 256, (faces, IMAGE_SIZE, IMAGE_SIZE, 1)).astype("float32")
     before = model.predict(x, verbose=0)
-    after = cli.load_model(exported_path).predict(x, verbose=0)
+    after = inference.load_model(exported_path).predict(x, verbose=0)
     return float(np.abs(after - before).max())
 
 
@@ -100,27 +128,40 @@ def main():
     out = Path(args.out)
     if out.suffix != ".keras":
         raise InputError(out, "the exported file must end in .keras")
+    formats = [format_path(out, kind) for kind in args.format if kind == "litert"]  # a SavedModel is a folder
+    check_outputs([out, records.summary_path(out), records.history_path(out), out.parent / "MODEL_CARD.md", *formats],
+                  inputs=[args.model, records.summary_path(args.model), records.history_path(args.model)])
+    card = out.parent / "MODEL_CARD.md"
+    if card.exists() and not out.exists():  # the card of another model in that folder: not ours to replace
+        raise InputError(card, f"describes another model in {out.parent}; export {out.name} into a folder of its own, "
+                               "or remove that card first")
     summary, history, history_path = records_of(args.model)
-    model = cli.load_model(args.model)  # loaded without compiling: saving it leaves the optimizer out
-    with fer.quiet_native_stderr():  # oneDNN's note on building float16 layers where the CPU lacks AVX-512 fp16
-        exported = cli.with_policy(model, "float16") if args.half else model
+    model = inference.load_model(args.model)  # loaded without compiling: saving it leaves the optimizer out
+    with quiet_native_stderr():  # oneDNN's note on building float16 layers where the CPU lacks AVX-512 fp16
+        # The training-only layers become Identity: the file loads in plain Keras, without this project.
+        exported = inference.with_policy(model, "float16" if args.half else "float32", portable=True)
     with atomic_path(out) as tmp:
         exported.save(tmp)
     size = out.stat().st_size
     weights = "float16" if args.half else "float32"
+    portable = inference.with_policy(model, "float32", portable=True)  # other formats keep float32
+    differences = {kind: write_format(portable, out, kind) for kind in dict.fromkeys(args.format)}
     summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
-               "largest_probability_change": rounding_change(model, out)}
-    write_text(out.with_name(out.stem + "_summary.json"), json.dumps(summary, indent=2) + "\n")
-    with atomic_path(out.with_name(out.stem + "_history.csv")) as tmp:
+               "largest_probability_change": rounding_change(model, out),
+               **({"formats": {kind: {"path": str(format_path(out, kind)), "largest_probability_change": d}
+                               for kind, d in differences.items()}} if differences else {})}
+    write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
+    with atomic_path(records.history_path(out)) as tmp:
         shutil.copyfile(history_path, tmp)
     write_text(out.parent / "MODEL_CARD.md", model_card(summary, history, size, args.note))
     print(f"{args.model} -> {out}: {size / 2**20:.1f} MiB {weights} (checkpoint "
-          f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), {training.validation_words(summary)}; "
+          f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), {records.validation_words(summary)}; "
           f"largest change of a probability on 256 random faces: {summary['largest_probability_change']:.1e}")
-    print(f"wrote {out}, {out.with_name(out.stem + '_summary.json')}, {out.with_name(out.stem + '_history.csv')}, "
-          f"{out.parent / 'MODEL_CARD.md'}")
+    for kind, difference in differences.items():
+        print(f"{kind}: {format_path(out, kind)}, largest change of a probability {difference:.1e}")
+    print(f"wrote {out}, {records.summary_path(out)}, {records.history_path(out)}, "
+          + "".join(f"{format_path(out, kind)}, " for kind in differences) + f"{out.parent / 'MODEL_CARD.md'}")
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

@@ -10,30 +10,27 @@ optimization timed against a loop over filters.
     python filter_vis.py --data data/train.csv
     python filter_vis.py --layer 0 --layer 3 --filters 32 --compare models/cnn_epoch1.keras
 """
-import argparse
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import cli
+from fer import cli, inference, records
 from fer.errors import InputError
 from fer.filters import ascend, ascend_one_by_one, conv_activations, feature_maps, resolve_layer
-
-DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
+from fer.outputs import check_folder
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
+    parser = cli.parser(__doc__)
+    parser.add_argument("--model", metavar="M.keras", help=f"(default {cli.DEFAULT_MODEL_WORDS})")
     parser.add_argument("--layer", action="append", metavar="NAME|INDEX",
                         help="layer name, or index among the convolutional layers (repeat; default 0 and -1)")
-    parser.add_argument("--filters", type=int, default=32, help="how many filters per layer (default 32)")
-    parser.add_argument("--steps", type=int, default=80, help="gradient-ascent steps (default 80)")
+    parser.add_argument("--filters", type=cli.POSITIVE_INT, default=32, help="how many filters per layer (default 32)")
+    parser.add_argument("--steps", type=cli.POSITIVE_INT, default=80, help="gradient-ascent steps (default 80)")
     parser.add_argument("--data", metavar="CSV", help="labeled file: draw feature maps of one validation face")
-    parser.add_argument("--index", type=int, default=0, help="which validation face (default 0)")
+    parser.add_argument("--index", type=cli.number(int, 0), default=0, help="which validation face (default 0)")
     parser.add_argument("--compare", metavar="OTHER.keras", help="the same figures for another checkpoint")
     parser.add_argument("--benchmark", action="store_true", help="time batched ascent against a per-filter loop")
     parser.add_argument("--out", default="figures", metavar="DIR")
@@ -94,12 +91,16 @@ def draw_feature_maps(panels, face, layer_name, path):
 
 def main():
     args = parse_args()
+    check_folder(args.out)  # before any work: a run must not fail at its end
     args.model = args.model or cli.default_model()
-    model = cli.load_model(args.model)
-    other = cli.load_model(args.compare) if args.compare else None
+    model = inference.load_model(args.model)
+    other = inference.load_model(args.compare) if args.compare else None
+    for path, m in ((args.model, model), (args.compare, other)):
+        if m is not None and not conv_activations(m):
+            raise InputError(path, "has no convolution layers (a DNN?): there are no filters to show")
     face = None
     if args.data:
-        validation, _ = cli.load_validation(args.data, args.model)
+        validation, _ = records.load_validation(args.data, args.model)
         if not 0 <= args.index < len(validation):
             raise InputError("--index", f"must be in 0..{len(validation) - 1} (the validation split)")
         face = validation.x[args.index]
@@ -136,5 +137,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

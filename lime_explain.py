@@ -7,31 +7,29 @@ most are outlined, and every region is coloured by its weight.
 
     python lime_explain.py --data data/train.csv
 """
-import argparse
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import CLASSES, cli
+from fer import CLASSES, cli, inference
 from fer.explain import faces_to_explain
+from fer.outputs import check_folder
 
-DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
 os.environ.setdefault("TQDM_DISABLE", "1")  # lime prints a bar per face; one line per face is printed instead
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
-    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
-    parser.add_argument("--out", default="figures", metavar="DIR")
-    parser.add_argument("--index", type=int, nargs=len(CLASSES), metavar="ROW",
+    parser = cli.parser(__doc__)
+    cli.add_explain_flags(parser)
+    parser.add_argument("--index", type=cli.number(int, 0), nargs=len(CLASSES), metavar="ROW",
                         help="validation rows, one per class in class order (default: first correctly classified)")
-    parser.add_argument("--samples", type=int, default=1000, help="perturbed copies per face (default 1000)")
-    parser.add_argument("--features", type=int, default=5, help="regions to outline (default 5)")
-    parser.add_argument("--segments", type=int, default=40, help="SLIC superpixels per face (default 40)")
+    parser.add_argument("--samples", type=cli.POSITIVE_INT,
+                        default=1000, help="perturbed copies per face (default 1000)")
+    parser.add_argument("--features", type=cli.POSITIVE_INT, default=5, help="regions to outline (default 5)")
+    parser.add_argument("--segments", type=cli.number(int, 2),
+                        default=40, help="SLIC superpixels per face (default 40)")
     return parser.parse_args()
 
 
@@ -40,7 +38,7 @@ def explain_face(model, face, samples, segments, seed):
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
     def classify(rgb_batch):  # LIME works on RGB; the faces are grey, so one channel carries everything
-        return cli.predict_probabilities([model], rgb_batch[..., 0])
+        return inference.predict_probabilities([model], rgb_batch[..., 0])
 
     segmenter = SegmentationAlgorithm("slic", n_segments=segments, compactness=0.1, sigma=1, channel_axis=None,
                                       start_label=0)
@@ -86,8 +84,9 @@ def draw(faces, explanations, features, path):
 
 def main():
     args = parse_args()
+    check_folder(args.out)  # before any work: a run must not fail at its end
     args.model = args.model or cli.default_model()
-    model = cli.load_model(args.model)
+    model = inference.load_model(args.model)
     faces, rows, _, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) with {args.samples} samples each")
     started = time.perf_counter()
@@ -100,5 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

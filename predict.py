@@ -19,30 +19,27 @@ to tell underfitting from overfitting.
     python predict.py --model models/cnn.keras --model models/cnn2.keras --tta --test data/test.csv \
         --validate data/train.csv
 """
-import argparse
 import time
 
 import numpy as np
 
-import fer
-from fer import cli
+from fer import cli, inference, records
 from fer.augment import TTA_ZOOMS, tta_views
 from fer.data import repeats
 from fer.errors import InputError
-
-DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
+from fer.outputs import check_outputs
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--model", action="append", metavar="M.keras",
-                        help=f"a trained model; repeat to ensemble (default {DEFAULT_MODEL})")
+                        help=f"a trained model; repeat to ensemble (default {cli.DEFAULT_MODEL_WORDS})")
     parser.add_argument("--test", required=True, metavar="CSV", help="test.csv (id,feature), or a labeled file")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
     parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
                              "each mirrored) or flip (2 views)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
                         "accuracy of each model and of the ensemble, plain and with each --tta")
     parser.add_argument("--fit", action="store_true", help="with --validate: also each model's accuracy on its "
@@ -57,7 +54,7 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     # so every column averages the first views of the longest list.
     columns = {"plain": 1, **{f"{kind} TTA": 2 * len(zooms) for kind, zooms in TTA_ZOOMS.items()}}
     longest = max(TTA_ZOOMS.values(), key=len)
-    views = [[cli.predict_probabilities([model], view, batch_size=batch_size)
+    views = [[inference.predict_probabilities([model], view, batch_size=batch_size)
               for view in tta_views(val.x, longest)] for model in models]
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
@@ -89,7 +86,7 @@ def fit_table(paths, models, train, validation_accuracies, batch_size):
     print(f"\naccuracy on the {len(train):,} training faces, without augmentation, against validation")
     print(f"{'model':44s} {'training':>9s} {'validation':>11s} {'gap':>6s}")
     for path, model, held_out in zip(paths, models, validation_accuracies):
-        fit = np.mean(cli.predict_probabilities([model], train.x, batch_size=batch_size).argmax(1) == train.y)
+        fit = np.mean(inference.predict_probabilities([model], train.x, batch_size=batch_size).argmax(1) == train.y)
         print(f"{str(path):44s} {fit:9.4f} {held_out:11.4f} {fit - held_out:6.3f}")
 
 
@@ -97,20 +94,21 @@ def main():
     args = parse_args()
     if args.fit and not args.validate:
         raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
-    test = cli.load_test(args.test)
     paths = args.model or [cli.default_model()]
-    models = [cli.load_model(path) for path in paths]
+    check_outputs([args.out], inputs=[args.test, args.validate, *paths])
+    test = inference.load_test(args.test)
+    models = [inference.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
-    train, val, note = cli.load_split(args.validate, paths) if args.validate else (None, None, None)
+    train, val, note = records.load_split(args.validate, paths) if args.validate else (None, None, None)
     started = time.perf_counter()
-    probabilities = cli.predict_probabilities(models, test.x, args.tta, args.batch_size)
+    probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size)
     labels = probabilities.argmax(1)
-    cli.write_submission(args.out, test.ids, labels)
+    inference.write_submission(args.out, test.ids, labels)
     seconds = time.perf_counter() - started
     views = f" with {args.tta} TTA" if args.tta else ""
     print(f"wrote {args.out}: {len(labels):,} rows from {len(models)} model(s){views}"
           f" in {seconds:.1f} s")
-    print(f"predicted classes: {cli.class_counts(labels)}")
+    print(f"predicted classes: {inference.class_counts(labels)}")
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
     if args.validate:
@@ -124,5 +122,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

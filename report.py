@@ -12,7 +12,6 @@ missing is listed as missing, with the command that makes it.
     python report.py                                   # data/train.csv, else the bundled sample
     python report.py --data data/train.csv --private 0.6912 --public 0.7001
 """
-import argparse
 import base64
 import html
 import json
@@ -22,23 +21,23 @@ import sys
 import time
 from pathlib import Path
 
-import fer
-from fer import CLASSES, cli
+from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
 from fer.errors import InputError
+from fer.outputs import check_folder
 
 SAMPLE = Path("data/sample/train.csv.xz")
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("--data", metavar="CSV", help="labeled faces the models were trained on "
                                                        "(default: data/train.csv[.gz|.xz], else the bundled sample)")
     parser.add_argument("--cnn", metavar="M.keras", help="(default models/cnn.keras, else the shipped model)")
     parser.add_argument("--dnn", default="models/dnn.keras", metavar="M.keras")
     parser.add_argument("--out", default="figures", metavar="DIR")
-    parser.add_argument("--public", type=float, help="your public leaderboard score, to quote")
-    parser.add_argument("--private", type=float, help="your private leaderboard score, to quote")
+    parser.add_argument("--public", type=cli.number(float, 0, 1), help="your public leaderboard score, to quote")
+    parser.add_argument("--private", type=cli.number(float, 0, 1), help="your private leaderboard score, to quote")
     parser.add_argument("--no-regenerate", action="store_true", help="only assemble figures already in --out")
     return parser.parse_args()
 
@@ -137,7 +136,7 @@ def default_data():
 def run_script(script, *args):
     """Run one of the figure scripts; return the files it says it wrote (its 'wrote ...' line)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(cli.ROOT / script), *map(str, args)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(records.ROOT / script), *map(str, args)], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -149,15 +148,11 @@ def run_script(script, *args):
     return files, None
 
 
-def records(model_path):
+def run_records(model_path):
     """A model's summary and history, if training left them beside it."""
-    from fer.training import read_history
-
-    path = Path(model_path)
-    summary = path.with_name(path.stem + "_summary.json")
-    history = path.with_name(path.stem + "_history.csv")
+    summary, history = records.summary_path(model_path), records.history_path(model_path)
     return (json.loads(summary.read_text()) if summary.exists() else None,
-            read_history(history) if history.exists() else None)
+            records.read_history(history) if history.exists() else None)
 
 
 def architecture_table(model):
@@ -179,19 +174,18 @@ def trainable(model):
 def model_section(title, name, path, out, blocks, score_note=""):
     """Architecture, parameters, curves and accuracy of one trained model; returns (model, summary)."""
     from fer.plots import history_figure
-    from fer.training import validation_words
 
     blocks.append(heading(title))
     if not Path(path).exists():
         blocks.append(missing(f"the {name} model {path}", f"python train_{name.lower()}.py --train data/train.csv"))
         return None, None
-    model = cli.load_model(path)
-    summary, history = records(path)
+    model = inference.load_model(path)
+    summary, history = run_records(path)
     blocks.append(para(f"`{path}`: {trainable(model):,} trainable parameters, {model.count_params():,} in all."
                        + score_note))
     blocks.append(architecture_table(model))
     if summary and history:
-        split, validation = summary["split"], validation_words(summary)
+        split, validation = summary["split"], records.validation_words(summary)
         blocks.append(para(f"{validation[0].upper()}{validation[1:]}; {split['train_rows']:,} training "
                            f"and {split['val_rows']:,} validation faces; {summary['wall_seconds']:.0f} s on "
                            f"{summary['device']} ({summary['backend']}, {summary['precision']}); "
@@ -300,6 +294,7 @@ def math_section(blocks):
 
 def main():
     args = parse_args()
+    check_folder(args.out)  # before any work: a run must not fail at its end
     started = time.perf_counter()
     out = Path(args.out)
     data = args.data or default_data()
@@ -370,5 +365,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

@@ -9,32 +9,28 @@ with random weights must differ; their rank correlation is printed and plotted.
     python saliency.py --data data/train.csv
     python saliency.py --data data/train.csv --method gradient --index 3 10 42 7 8 99 5
 """
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import CLASSES, cli
+from fer import CLASSES, cli, inference
 from fer.errors import InputError
-from fer.explain import (CAM_METHODS, METHODS, explain, faces_to_explain, randomized_copy, rank_correlation,
-                         tail_model)
+from fer.explain import (CAM_METHODS, METHODS, check_explainable, explain, faces_to_explain, randomized_copy,
+                         rank_correlation, tail_model)
 from fer.filters import resolve_layer
-
-DEFAULT_MODEL = "models/cnn.keras, else the shipped models/pretrained/cnn.keras"
+from fer.outputs import check_folder
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", metavar="M.keras", help=f"(default {DEFAULT_MODEL})")
-    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
-    parser.add_argument("--out", default="figures", metavar="DIR")
+    parser = cli.parser(__doc__)
+    cli.add_explain_flags(parser)
     parser.add_argument("--method", action="append", choices=list(METHODS), help="repeat; default: all")
-    parser.add_argument("--index", type=int, nargs=len(CLASSES), metavar="ROW",
+    parser.add_argument("--index", type=cli.number(int, 0), nargs=len(CLASSES), metavar="ROW",
                         help="validation rows to explain, one per class in class order (default: the first "
                              "correctly classified face of each class)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.7],
+    parser.add_argument("--thresholds", type=cli.number(float, 0, 1, above=True, below=True),
+                        nargs="+", default=[0.3, 0.7],
                         help="keep pixels whose normalized saliency is above each (default 0.3 0.7)")
     parser.add_argument("--cam-layer", metavar="NAME|INDEX",
                         help="layer that gradcam and hirescam explain: a name, or an index among the "
@@ -103,8 +99,11 @@ def draw_sanity(correlations, examples, face, path):
 
 def main():
     args = parse_args()
+    check_folder(args.out)  # before any work: a run must not fail at its end
     args.model = args.model or cli.default_model()
-    model = cli.load_model(args.model)
+    model = inference.load_model(args.model)
+    names = args.method or list(METHODS)
+    check_explainable(model, args.model, names)
     faces, rows, probabilities, note = faces_to_explain(model, args.data, args.model, args.index)
     print(f"explaining validation rows {rows.tolist()} ({note}) of {args.data}")
 
@@ -119,7 +118,6 @@ def main():
     def options(name, m):
         return {"layer": m.get_layer(cam_layer)} if cam_layer and name in CAM_METHODS else {}
 
-    names = args.method or list(METHODS)
     random_model = None if args.no_sanity else randomized_copy(model)
     correlations, examples, written = {}, {}, []
     for name in names:
@@ -142,5 +140,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

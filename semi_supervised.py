@@ -13,48 +13,38 @@ were. Writes figures/semi_supervised.png, figures/semi_supervised.json and a tab
     python semi_supervised.py --data data/train.csv --test data/test.csv
     python semi_supervised.py --data data/train.csv --fractions 0.1 0.2 --rounds 2 --keep 0.5
 """
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-import fer
-from fer import cli, training
+from fer import IMAGE_SIZE, cli, inference, records, training
 from fer.atomic import write_text
-from fer.errors import InputError
-from fer.models import ARCHITECTURES
+from fer.data import as_input, one_hot, prepare_data
+from fer.outputs import check_folder
+from fer.settings import resolve
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, metavar="CSV", help="labeled faces (train.csv, fer2013.csv, .npz)")
+    parser = cli.parser(__doc__)
+    cli.add_data_flags(parser, labeled="--data", test=False)
     parser.add_argument("--test", metavar="CSV", help="also pseudo-label this unlabeled test.csv")
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.5],
+    parser.add_argument("--fractions", type=cli.number(float, 0, 1, above=True, below=True),
+                        nargs="+", default=[0.1, 0.2, 0.5],
                         help="labeled shares of the training split (default 0.1 0.2 0.5)")
-    parser.add_argument("--rounds", type=int, default=2, help="pseudo-labelling rounds after the supervised one")
-    parser.add_argument("--keep", type=float, default=0.3,
+    parser.add_argument("--rounds", type=cli.number(int, 0),
+                        default=2, help="pseudo-labelling rounds after the supervised one")
+    parser.add_argument("--keep", type=cli.number(float, 0, 1, above=True), default=0.3,
                         help="pseudo-label the most confident share of the unlabeled faces (default 0.3): a weak "
                              "model trained with label smoothing is rarely 80%% sure of anything")
-    parser.add_argument("--threshold", type=float, help="instead of --keep: the faces predicted this confidently")
-    parser.add_argument("--preset", default="auto", choices=[*training.PRESETS, "auto"])
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--limit", type=int, metavar="N", help="use N rows of the training split in all")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--no-augment", dest="augment", action="store_const", const="none")
-    parser.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES))
-    parser.add_argument("--width", type=float, help="channel multiplier (default: the preset's)")
-    parser.add_argument("--models", default="models/semi", metavar="DIR")
-    parser.add_argument("--out", default="figures", metavar="DIR")
-    parser.add_argument("--fresh", action="store_true", help="retrain every run")
-    args = parser.parse_args()
-    if not all(0 < f < 1 for f in args.fractions):
-        raise InputError("--fractions", "each must be between 0 and 1")
-    if not 0 < args.keep <= 1 or args.threshold is not None and not 0 < args.threshold < 1 or args.rounds < 0:
-        raise InputError("--keep/--threshold/--rounds", "keep must be in (0, 1], threshold in (0, 1), rounds >= 0")
-    return args
+    parser.add_argument("--threshold", type=cli.number(float, 0, 1, above=True, below=True),
+                        help="instead of --keep: the faces predicted this confidently")
+    cli.add_run_flags(parser)
+    cli.add_network_flags(parser)
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--models", default="models/semi", metavar="DIR")
+    out.add_argument("--out", default="figures", metavar="DIR")
+    return parser.parse_args()
 
 
 def labeled_rows(y, fraction, seed):
@@ -71,12 +61,12 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
     """One model on (x, y); reused when a finished run with the same data description exists."""
     run_data = {**data, "x_train": x, "y_train": y_onehot, "split": {**data["split"], **extra_split,
                                                                      "train_rows": len(x)}}
-    paths = training.output_paths(Path(args.models) / f"{name}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else training.finished_run(paths, settings, run_data)
+    paths = records.output_paths(Path(args.models) / f"{name}.keras", Path(args.models) / "figures")
+    done = None if args.fresh else records.finished_run(paths, settings, run_data)
     if done is None:
         print(f"\n== {name}: {len(x):,} training faces", flush=True)
-        done = training.train_cnn(run_data, settings, paths, args.arch, fresh=args.fresh)
-        training.write_summary(paths, done)
+        done = training.train_cnn(run_data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
+        records.write_summary(paths, done)
     else:
         print(f"{name}: reusing the finished run in {paths['model']}")
     return done, paths["model"]
@@ -84,7 +74,7 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
 
 def pseudo_label(model_path, x_unlabeled, keep_share, threshold=None):
     """Rows of x_unlabeled to pseudo-label, their guessed classes, and the lowest confidence kept."""
-    probabilities = cli.predict_probabilities([cli.load_model(model_path)], x_unlabeled)
+    probabilities = inference.predict_probabilities([inference.load_model(model_path)], x_unlabeled)
     confidence = probabilities.max(1)
     if threshold is not None:
         rows = np.flatnonzero(confidence >= threshold)
@@ -117,12 +107,13 @@ def draw(results, full, title, path):
 
 def main():
     args = parse_args()
-    settings = training.settings_from(args)  # the preset, then what the command line set
-    test = cli.load_test(args.test) if args.test else None
-    data = training.prepare_data(args.data, settings)
+    for folder in (args.out, args.models):
+        check_folder(folder)  # before any work: a run must not fail at its end
+    settings = resolve(args)  # the preset, then what the command line set
+    test = inference.load_test(args.test) if args.test else None
+    data = prepare_data(args.data, settings)
     x_all, labels = data["x_train"], data["y_train"].argmax(1)
-    eye = np.eye(7, dtype="float32")
-    extra = test.x.reshape(-1, 48, 48, 1).astype("float32") if test is not None else np.zeros((0, 48, 48, 1), "float32")
+    extra = as_input(test.x if test is not None else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), "uint8"))
 
     full, _ = train("full_labels", data, x_all, data["y_train"], {"labeled_fraction": 1.0}, settings, args)
     results, table = {}, []
@@ -134,7 +125,7 @@ def main():
         described = {"labeled_fraction": fraction, "labeled_rows": int(len(labeled)),
                      "unlabeled_rows": int(len(unlabeled))}
         selection = f"p >= {args.threshold}" if args.threshold is not None else f"top {args.keep:.0%}"
-        summary, model_path = train(f"{tag}_round0", data, x_all[labeled], eye[labels[labeled]],
+        summary, model_path = train(f"{tag}_round0", data, x_all[labeled], one_hot(labels[labeled]),
                                     {**described, "round": 0}, settings, args)
         runs = [dict(round=0, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled), pseudo_rows=0,
                      pseudo_accuracy=None, cutoff=None)]
@@ -147,7 +138,7 @@ def main():
             right = float(np.mean(guessed[from_train] == labels[hidden[keep[from_train]]])) if from_train.any() \
                 else None
             x = np.concatenate([x_all[labeled], unlabeled[keep]])
-            y = np.concatenate([eye[labels[labeled]], eye[guessed]])
+            y = np.concatenate([one_hot(labels[labeled]), one_hot(guessed)])
             summary, model_path = train(f"{tag}_round{r}", data, x, y, {**described, "round": r, "selection": selection,
                                                                         "pseudo_rows": int(len(keep))},
                                         settings, args)
@@ -172,7 +163,7 @@ def main():
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
         {"title": title, "data": str(args.data), "test": args.test, "settings": settings, "split": split,
          "selection": selection, "results": table}, indent=2) + "\n")
-    training.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
+    records.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
                                   f"supervised {t['supervised_val_accuracy']:.4f}  ->  pseudo-labels "
                                   f"{t['semi_supervised_val_accuracy']:.4f} (round {t['best_round']})")
                                  for t in table] + [("all labels", f"{full['best_val_accuracy']:.4f}")])
@@ -180,5 +171,4 @@ def main():
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

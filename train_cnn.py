@@ -11,48 +11,41 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
     python train_cnn.py --train data/train.csv --teacher models/a.keras models/b.keras
         (distillation: targets blend each face's label with what the teachers predict for it)
 """
-import argparse
 import time
 
 STARTED = time.perf_counter()  # --minutes counts the whole command, Keras's import included
 
-import fer  # noqa: E402
-from fer import cli, training  # noqa: E402
-from fer.models import ARCHITECTURES  # noqa: E402
+from fer import cli, distillation, inference, records, training  # noqa: E402
+from fer.data import prepare_data  # noqa: E402
+from fer.outputs import check_outputs  # noqa: E402
+from fer.settings import resolve  # noqa: E402
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    training.add_arguments(parser, default_model="models/cnn.keras")
-    arch = parser.add_argument_group("network")
-    arch.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES),
-                      help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
-    arch.add_argument("--width", type=float, help="channel multiplier (default: the preset's, "
-                      + ", ".join(f"{name} {p['width']:g}" for name, p in training.PRESETS.items()) + ")")
-    arch.add_argument("--dropout", type=float, default=0.4)
-    arch.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
-                      help="leave out every BatchNormalization layer (ablation)")
-    parser.add_argument("--minutes", type=float,
-                        help="time the whole command to this many minutes: the epochs are planned from the "
-                             "speed measured here, the learning rate follows the clock, and training stops in "
-                             f"time (the cpu preset does this for {training.CPU_MINUTES} minutes unless --epochs "
-                             "is given)")
+    parser = cli.parser(__doc__)
+    cli.add_data_flags(parser)
+    cli.add_run_flags(parser)
+    cli.add_distill_flags(parser)
+    cli.add_output_flags(parser, default_model=records.TRAINED_CNN)
+    cli.add_network_flags(parser)
+    cli.add_minutes_flag(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    settings = training.settings_from(args)
-    paths = training.output_paths(args.model, args.figures, args.submission)
+    settings = resolve(args, network=True, timed=True)
+    paths = records.output_paths(args.model, args.figures, args.submission)
+    check_outputs(records.run_files(paths, submission=args.test),
+                  inputs=[args.train, args.test, *settings["teachers"], *settings["unlabeled"]])
     # Read every input before training, so bad input costs nothing and overwrites nothing.
-    test = cli.load_test(args.test) if args.test else None
-    data = training.prepare_data(args.train, settings)
-    data = training.distill(data, settings)  # with --teacher: soft targets from trained models
+    test = inference.load_test(args.test) if args.test else None
+    data = prepare_data(args.train, settings)
+    data = distillation.distill(data, settings)  # with --teacher: soft targets from trained models
 
     run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh, started=STARTED)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
 
 
 if __name__ == "__main__":
-    fer  # the package import above registers custom layers and quiets TensorFlow
     cli.run(main)

@@ -6,23 +6,26 @@ of the CNN's (--match), which makes CNN vs DNN a fair comparison.
 
     python train_dnn.py --train data/train.csv --match models/cnn.keras
 """
-import argparse
 
-import fer
-from fer import backend, cli, training
+from fer import backend, cli, inference, records, training
+from fer.data import prepare_data
 from fer.errors import InputError
 from fer.models import build_dnn, dnn_parameters, match_widths, trainable_parameters
+from fer.outputs import check_outputs
+from fer.settings import resolve
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    training.add_arguments(parser, default_model="models/dnn.keras")
+    parser = cli.parser(__doc__)
+    cli.add_data_flags(parser)
+    cli.add_run_flags(parser)
+    cli.add_output_flags(parser, default_model=records.TRAINED_DNN)
     net = parser.add_argument_group("network")
-    net.add_argument("--match", metavar="CNN.keras", default="models/cnn.keras",
-                     help="match this model's trainable parameter count (default models/cnn.keras)")
-    net.add_argument("--params", type=int, help="match this count instead of a model's")
-    net.add_argument("--depth", type=int, default=3, help="hidden layers (default 3)")
-    net.add_argument("--dropout", type=float, default=0.4)
+    net.add_argument("--match", metavar="CNN.keras", default=str(records.TRAINED_CNN),
+                     help=f"match this model's trainable parameter count (default {records.TRAINED_CNN})")
+    net.add_argument("--params", type=cli.number(int, 100), help="match this count instead of a model's")
+    net.add_argument("--depth", type=cli.POSITIVE_INT, default=3, help="hidden layers (default 3)")
+    net.add_argument("--dropout", type=cli.number(float, 0, 1, below=True), default=0.4)
     return parser.parse_args()
 
 
@@ -30,13 +33,14 @@ def main():
     import keras
 
     args = parse_args()
-    settings = training.settings_from(args)
-    paths = training.output_paths(args.model, args.figures, args.submission)
-    target = args.params or trainable_parameters(cli.load_model(args.match))
+    settings = resolve(args, network=False)
+    paths = records.output_paths(args.model, args.figures, args.submission)
+    check_outputs(records.run_files(paths, submission=args.test), inputs=[args.train, args.test, args.match])
+    target = args.params or trainable_parameters(inference.load_model(args.match))
     if args.depth < 1 or target < 100:
         raise InputError("--depth/--params", "need at least one hidden layer and a target of 100+ parameters")
-    test = cli.load_test(args.test) if args.test else None
-    data = training.prepare_data(args.train, settings)
+    test = inference.load_test(args.test) if args.test else None
+    data = prepare_data(args.train, settings)
 
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
@@ -51,12 +55,11 @@ def main():
     print(f"parameters: CNN {target:,}  DNN {count:,} (hidden {'-'.join(map(str, widths))}, "
           f"{100 * (count - target) / target:+.2f}%)")
 
-    run = training.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data)
+    run = records.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data)
     run["matched_parameters"] = target
     run.update(training.fit(model, data, settings, paths, fresh=args.fresh))
     training.finish(paths, run, test, figures_title="DNN " + "-".join(map(str, widths)))
 
 
 if __name__ == "__main__":
-    fer
     cli.run(main)

@@ -5,7 +5,6 @@ markdown table of each run's recipe and result. Reads the records train_cnn.py w
 
     python bench/curves.py models/cnn_cpu.keras models/cnn_gpu.keras --out bench/results/recipes.png
 """
-import argparse
 import json
 import sys
 from itertools import accumulate
@@ -13,25 +12,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer import cli, plots  # noqa: E402
+from fer import cli, plots, records  # noqa: E402
 from fer.atomic import write_text  # noqa: E402
 from fer.errors import InputError  # noqa: E402
-from fer.training import augmentation_words, kept_row, read_history, teacher_words  # noqa: E402
+from fer.records import kept_row, read_history, recipe_words  # noqa: E402
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.parser(__doc__)
     parser.add_argument("runs", nargs="+", metavar="M.keras", help="models (or their _history.csv) to compare")
     parser.add_argument("--out", default="figures/recipes.png", metavar="PNG")
     parser.add_argument("--table", metavar="MD", help="also write the table to this markdown file")
     return parser.parse_args()
 
 
-def records(run):
+def run_records(run):
     """History rows and summary of one run, from the model path or its history CSV."""
     run = Path(run)
     stem = run.stem[:-len("_history")] if run.stem.endswith("_history") else run.stem
-    history_path, summary_path = run.with_name(f"{stem}_history.csv"), run.with_name(f"{stem}_summary.json")
+    history_path, summary_path = records.history_path(run.with_name(stem)), records.summary_path(run.with_name(stem))
     if not history_path.exists():
         raise InputError(run, f"needs {history_path.name} beside it (the record train_cnn.py writes)")
     history = read_history(history_path)
@@ -44,18 +43,6 @@ def records(run):
     return stem, history, summary
 
 
-def recipe(summary):
-    """The settings that differ between runs, in a few words."""
-    s = summary.get("settings")
-    if not s:
-        return "(still training: no summary yet)"
-    network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
-               if "trainable_parameters" in summary else "")
-    length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
-    return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
-            f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}, {summary.get('precision')}")
-
-
 def table(runs):
     lines = ["| run | recipe | best validation | epoch | wall time | images/s | device |",
              "|---|---|---:|---:|---:|---:|---|"]
@@ -63,7 +50,7 @@ def table(runs):
         best = kept_row(history)  # every run here has validation (refused otherwise)
         wall = summary.get("wall_seconds", sum(r["epoch_seconds"] for r in history))
         rate = summary.get("train_images_per_second")
-        lines.append(f"| {name} | {recipe(summary)} | {best['val_accuracy']:.4f} | {best['epoch']} of "
+        lines.append(f"| {name} | {recipe_words(summary)} | {best['val_accuracy']:.4f} | {best['epoch']} of "
                      f"{len(history)} | {wall:,.0f} s | {f'{rate:.0f}' if rate else '?'} | "
                      f"{summary.get('device', '?')}, {summary.get('backend', '?')} |")
     return "\n".join(lines) + "\n"
@@ -92,7 +79,7 @@ def curves_figure(runs, path):
 
 def main():
     args = parse_args()
-    runs = [records(run) for run in args.runs]
+    runs = [run_records(run) for run in args.runs]
     text = table(runs)
     print(text, end="")
     curves_figure(runs, Path(args.out))

@@ -3,7 +3,6 @@
 
     python bench/load.py ../shared/fer2013/train.csv.xz
 """
-import argparse
 import json
 import os
 import platform
@@ -16,9 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fer import cli
+
+    parser = cli.parser(__doc__)
     parser.add_argument("path", nargs="?", default="../shared/fer2013/train.csv.xz")
-    parser.add_argument("--repeat", type=int, default=3, help="best of N for each measurement")
+    parser.add_argument("--repeat", type=cli.POSITIVE_INT, default=3, help="best of N for each measurement")
     args = parser.parse_args()
     from fer import data  # imports Keras too, before any timing
 

@@ -16,7 +16,6 @@ Each is compiled exactly as train_cnn.py compiles, warmed up for --warmup steps,
     python bench/pipeline.py --data ../shared/fer2013/train.npz.xz
     KERAS_BACKEND=jax python bench/pipeline.py --data train.npz --steps 200 --precision bfloat16
 """
-import argparse
 import json
 import os
 import platform
@@ -28,22 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fer import cli
+
+    parser = cli.parser(__doc__)
     parser.add_argument("--data", default="../shared/fer2013/train.npz.xz", help="labeled faces (CSV or .npz)")
     parser.add_argument("--arch", default="vgg")
-    from fer.training import PRESETS
+    from fer.settings import PRESETS
 
-    parser.add_argument("--width", type=float, default=PRESETS["gpu"]["width"],
+    parser.add_argument("--width", type=cli.number(float, 1 / 32, 8), default=PRESETS["gpu"]["width"],
                         help=f"channel multiplier (default {PRESETS['gpu']['width']:g}, the default recipe's)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=24, help="timed steps per feed (default 24)")
-    parser.add_argument("--warmup", type=int, default=4, help="untimed steps first, compilation included")
+    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=128)
+    parser.add_argument("--steps", type=cli.POSITIVE_INT, default=24, help="timed steps per feed (default 24)")
+    parser.add_argument("--warmup", type=cli.POSITIVE_INT, default=4,
+                        help="untimed steps first, compilation included")
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--augment-scale", type=float, default=1.0)
-    args = parser.parse_args()
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1")
-    return args
+    parser.add_argument("--augment-scale", type=cli.number(float, 0, 2), default=1.0)
+    return parser.parse_args()
 
 
 class StepTimer:
@@ -143,7 +142,8 @@ def main():
     from fer.augment import imagedatagenerator_flow
     from fer.data import load_labeled
     from fer.models import build_cnn
-    from fer.training import DEFAULTS, as_input, one_hot
+    from fer.data import as_input, one_hot
+    from fer.settings import DEFAULTS
 
     backend.set_precision(args.precision)
     faces = load_labeled(args.data)

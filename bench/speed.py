@@ -11,7 +11,6 @@ Ends with one JSON line.
     KERAS_BACKEND=jax python bench/speed.py --data train.npz -- --preset gpu
     python bench/speed.py --data data/train.csv --target 0.55 -- --preset cpu --epochs 8
 """
-import argparse
 import json
 import subprocess
 import sys
@@ -24,11 +23,15 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fer import cli
+
+    parser = cli.parser(__doc__)
     parser.add_argument("--data", required=True, help="labeled faces for train_cnn.py --train")
-    parser.add_argument("--target", type=float, default=0.70, help="validation accuracy to time (default 0.70)")
+    parser.add_argument("--target", type=cli.number(float, 0, 1, above=True), default=0.70,
+                        help="validation accuracy to time (default 0.70)")
     parser.add_argument("--model", default="models/bench_speed.keras", metavar="OUT.keras")
-    parser.add_argument("--peak-tflops", type=float, help="the device's peak (default: looked up for known GPUs)")
+    parser.add_argument("--peak-tflops", type=cli.number(float, 0, above=True),
+                        help="the device's peak (default: looked up for known GPUs)")
     parser.add_argument("--reuse", action="store_true", help="don't train; read the records of --model")
     parser.add_argument("train_args", nargs="*", help="after --: flags for train_cnn.py")
     return parser.parse_args()
@@ -46,18 +49,18 @@ def main():
                    "--fresh", *args.train_args]
         if subprocess.run(command).returncode != 0:
             sys.exit("training failed")
-    from fer import cli
+    from fer import inference
     from fer.models import forward_flops
-    from fer.training import read_history, validation_words
+    from fer.records import history_path, read_history, read_summary, validation_words
 
-    summary = json.loads(model_path.with_name(model_path.stem + "_summary.json").read_text())
-    history = read_history(model_path.with_name(model_path.stem + "_history.csv"))
+    summary = read_summary(model_path)
+    history = read_history(history_path(model_path))
     elapsed, to_target = 0.0, None
     for row in history:
         elapsed += row["epoch_seconds"]
         if to_target is None and row.get("val_accuracy", 0.0) >= args.target:
             to_target = (elapsed, row["epoch"])
-    flops = forward_flops(cli.load_model(model_path))
+    flops = forward_flops(inference.load_model(model_path))
     rate = summary["train_images_per_second"]
     achieved = rate * 3 * flops / 1e12
     peak = args.peak_tflops or peak_for(summary["device"])

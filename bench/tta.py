@@ -10,7 +10,6 @@ against flips alone. Ends with one JSON line.
 
     python bench/tta.py --model models/pretrained/cnn.keras --data ../shared/fer2013/train.npz.xz
 """
-import argparse
 import itertools
 import json
 import sys
@@ -24,13 +23,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fer import cli
+
+    parser = cli.parser(__doc__)
     parser.add_argument("--model", action="append", required=True, metavar="M.keras",
                         help="a trained model; repeat to score an ensemble")
     parser.add_argument("--data", required=True, help="the labeled file the (first) model was trained on")
-    parser.add_argument("--zooms", type=float, nargs="+", default=[0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2])
-    parser.add_argument("--seed", type=int, default=0, help="which random half is half A")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--zooms", type=cli.number(float, 0.5, 2), nargs="+",
+                        default=[0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2])
+    parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which random half is half A")
+    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     return parser.parse_args()
 
 
@@ -43,16 +45,16 @@ def candidate_sets(zooms, current):
 
 
 def main():
-    from fer import cli
+    from fer import inference, records
     from fer.augment import TTA_ZOOMS, tta_views
 
     args = parse_args()
     zooms = sorted({1.0, *TTA_ZOOMS["zoom"], *args.zooms})
-    models = [cli.load_model(path) for path in args.model]
-    _, val, note = cli.load_split(args.data, args.model)
+    models = [inference.load_model(path) for path in args.model]
+    _, val, note = records.load_split(args.data, args.model)
     started = time.perf_counter()
     # each view's probabilities averaged over the models, in tta_views' order: a zoom, then its mirror
-    predicted = [cli.predict_probabilities(models, view, batch_size=args.batch_size)
+    predicted = [inference.predict_probabilities(models, view, batch_size=args.batch_size)
                  for view in tta_views(val.x, zooms)]
     probabilities = {zoom: (predicted[2 * i] + predicted[2 * i + 1]) / 2 for i, zoom in enumerate(zooms)}
     unmirrored = predicted[2 * zooms.index(1.0)]

@@ -28,10 +28,15 @@ def quiet_native_stderr():
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with quiet_native_stderr():
-    import keras  # noqa: E402
+try:
+    with quiet_native_stderr():
+        import keras  # noqa: E402
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")  # device set-up prints a failed cuInit on CPU-only machines
+            tf.config.list_physical_devices("GPU")  # device set-up prints a failed cuInit on CPU-only machines
+except (ValueError, ImportError) as exc:  # KERAS_BACKEND names a backend Keras does not know, or not installed
+    print(f"error: KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')}: Keras cannot use it ({exc}); "
+          "use tensorflow or jax", file=sys.stderr)
+    sys.exit(2)

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from . import IMAGE_SIZE
 from .backend import ShuffledBatches
 
 
@@ -52,7 +53,7 @@ class RandomAffine(keras.layers.Layer):
             return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
 
         deg = math.pi / 180
-        size = 48.0
+        size = float(IMAGE_SIZE)
         flip = ops.where(uniform(0, 1) < 0.5, -1.0, 1.0) if self.flip else ops.ones((batch,))
         return {
             "angle": uniform(-self.rotation * deg, self.rotation * deg),
@@ -188,7 +189,7 @@ def tta_views(x, zooms=(1.0,)):
     Zoom 1 is exact (no resampling); other zooms resample once, bilinear, edge pixels filling the
     border, like the training warp.
     """
-    x = np.asarray(x, "float32").reshape(-1, 48, 48, 1)
+    x = np.asarray(x, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     for zoom in zooms:
         if zoom == 1.0:
             view = x
@@ -196,7 +197,7 @@ def tta_views(x, zooms=(1.0,)):
             n = len(x)
             params = {k: ops.zeros((n,)) for k in ("angle", "shear", "tx", "ty")}
             params.update(zx=ops.full((n,), zoom), zy=ops.full((n,), zoom), flip=ops.ones((n,)))
-            matrix = RandomAffine.transforms(params, 48, 48)
+            matrix = RandomAffine.transforms(params, IMAGE_SIZE, IMAGE_SIZE)
             view = ops.convert_to_numpy(ops.image.affine_transform(x, matrix, interpolation="bilinear",
                                                                    fill_mode="nearest"))
         yield view

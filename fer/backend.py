@@ -2,10 +2,15 @@
 
 The scripts run on TensorFlow (the default) and on JAX (KERAS_BACKEND=jax).
 """
+import importlib.util
+import os
+import platform
 import types
 
 import keras
 import numpy as np
+
+from .errors import InputError
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -38,9 +43,6 @@ def accelerator():
 
 def cpu_name():
     """The processor's model name and core count, for the records (e.g. 'AMD EPYC 7B13, 2 cores')."""
-    import os
-    import platform
-
     name = cpuinfo("model name") or platform.processor() or platform.machine()
     return f"{name}, {os.cpu_count()} cores"
 
@@ -59,11 +61,10 @@ def cpu_flags():
 
 
 def cpu_bfloat16_is_fast():
-    """True where mixed bfloat16 trains faster than float32 on this CPU.
+    """True where mixed bfloat16 trains faster than float32 on this CPU (bench/pipeline.py measures it).
 
-    Measured with TensorFlow (bench/pipeline.py, 2 cores): an Intel Xeon with AMX runs it faster (257 vs 199
-    images/s), an AMD EPYC with AVX-512 bf16 too (523 vs 427 at width 1), an AVX2-only AMD EPYC ten times
-    slower (11 vs 105). Those instructions are the tell; other backends stay in float32.
+    With AMX or AVX-512 bf16, TensorFlow's kernels run bfloat16 natively and faster; without them it emulates
+    bfloat16, many times slower than float32. Those instructions are the tell; other backends stay in float32.
     """
     return name() == "tensorflow" and bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
@@ -72,14 +73,12 @@ def array_feed(x, y, batch_size, seed, epoch=0):
     """fit()'s arguments for in-memory arrays, reshuffled every epoch, starting at epoch `epoch`.
 
     Each epoch's order follows from (seed, epoch), so a run resumed after `epoch` finished epochs gets the
-    batches an uninterrupted run would have had. Restarting the order instead replayed the first epoch's
-    batches right after a resume, and the training accuracy of that epoch came out inflated (0.66 against
-    0.20 on the bundled sample).
+    batches an uninterrupted run would have had. (Restarting the order instead replayed the first epoch's
+    batches right after a resume, and inflated that epoch's training accuracy.)
 
     Under TensorFlow: a tf.data pipeline with autotuning off. Keras's own pipeline for arrays autotunes, and on
-    a 2-core CPU that made whole epochs 1.3-1.8x slower at random (the cpu preset on an AMD EPYC: 44 or 79 s an
-    epoch, either one; measured at 390 or 520 images/s), while with autotuning off every epoch ran at the faster
-    rate. Shuffling indices keeps a single copy of the faces. Other backends: ShuffledBatches."""
+    a 2-core CPU the autotuner's threads compete with training's: whole epochs then ran much slower at random.
+    Shuffling indices keeps a single copy of the faces. Other backends: ShuffledBatches."""
     if name() != "tensorflow":
         return dict(x=ShuffledBatches(x, y, batch_size, seed, epoch), shuffle=False)  # it shuffles, by epoch
     import tensorflow as tf
@@ -127,9 +126,7 @@ class ShuffledBatches(keras.utils.PyDataset):
 def ordered_feed(x, y=None, batch_size=256):
     """predict()'s or evaluate()'s arguments for in-memory arrays, in order.
 
-    Under TensorFlow: batches with autotuning off, for the same reason as array_feed. Keras's autotuned feed
-    ran whole passes at about half speed at random (5,760 validation faces in bfloat16 on the EPYC, batch 128:
-    1,100 or 2,100 faces/s; with autotuning off 2,100-2,300 every pass)."""
+    Under TensorFlow: batches with autotuning off, for the same reason as array_feed."""
     if name() != "tensorflow":
         return dict(x=x, batch_size=batch_size, **({} if y is None else dict(y=y)))  # predict() takes no y
     import tensorflow as tf
@@ -219,3 +216,35 @@ def _fused_batch_norm_call(layer, inputs, training=None, mask=None):
     layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
     y = tf.cast(y, layer.compute_dtype)
     return y if rank == 4 else tf.reshape(y, tf.shape(inputs))
+
+
+# ----------------------------------------------------------------------------- other file formats (TensorFlow)
+
+def export_format(model, path, kind):
+    """Write `model` as a TensorFlow SavedModel folder (kind "savedmodel") or a LiteRT/TFLite file ("litert")
+    through Keras's own model.export. Both formats are TensorFlow's: TensorFlow must be installed."""
+    _require_tensorflow(kind)
+    keras_format = {"savedmodel": "tf_saved_model", "litert": "litert"}[kind]
+    model.export(str(path), format=keras_format, verbose=False)
+
+
+def predict_exported(path, kind, x):
+    """Probabilities of the faces `x` from an exported SavedModel folder or LiteRT file."""
+    import tensorflow as tf
+
+    x = np.asarray(x, "float32")
+    if kind == "savedmodel":
+        loaded = tf.saved_model.load(str(path))  # held while it runs: its function refers to its variables
+        return loaded.serve(x).numpy()
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    given, wanted = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(given["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(given["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(wanted["index"])
+
+
+def _require_tensorflow(kind):
+    if importlib.util.find_spec("tensorflow") is None:
+        raise InputError("--format", f"{kind} is a TensorFlow format: install tensorflow to write it")

@@ -1,27 +1,14 @@
-"""What every script shares at its edges: clear errors, model loading, submissions."""
-import io
+"""The command line every script shares: its flag groups, the default model, and one-line errors."""
+import argparse
+import math
+import re
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from . import quiet_native_stderr
-from .atomic import write_text
+from . import backend
 from .errors import InputError
-
-
-ROOT = Path(__file__).resolve().parent.parent
-TRAINED_MODEL = Path("models/cnn.keras")  # what train_cnn.py writes, relative to where it runs
-SHIPPED_MODEL = ROOT / "models" / "pretrained" / "cnn.keras"
-
-
-def default_model():
-    """The model a script uses without --model: the one you trained here, else the shipped one."""
-    if TRAINED_MODEL.exists() or not SHIPPED_MODEL.exists():
-        return str(TRAINED_MODEL)
-    print(f"using the shipped model {SHIPPED_MODEL.relative_to(ROOT)} (see models/pretrained/MODEL_CARD.md); "
-          "train your own with train_cnn.py or pass --model", file=sys.stderr)
-    return str(SHIPPED_MODEL)
+from .models import ARCHITECTURES
+from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN
+from .settings import CPU_MINUTES, DISTILL, PRESETS
 
 
 def run(main):
@@ -36,147 +23,165 @@ def run(main):
         sys.exit(130)
 
 
-def load_model(path):
-    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
-    import keras
-
-    from . import augment  # noqa: F401  (registers the custom layers)
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
-    try:
-        # TensorFlow's oneDNN logs an E0000 line from C++ when it builds float16 weights (the shipped model's)
-        # on a CPU without AVX-512 fp16, then runs them correctly: noise on the scripts' one-line stderr.
-        with quiet_native_stderr():
-            model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a file that is not a model
-        raise InputError(path, f"not a loadable Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
-    shape = tuple(model.inputs[0].shape[1:])
-    if shape != (48, 48, 1):
-        raise InputError(path, f"model input is {shape}, expected (48, 48, 1) grayscale faces")
-    return in_float32(model)
+def default_model():
+    """The model a script uses without --model: the one you trained here, else the shipped one."""
+    if TRAINED_CNN.exists() or not SHIPPED_MODEL.exists():
+        return str(TRAINED_CNN)
+    print(f"using the shipped model {SHIPPED_MODEL.relative_to(ROOT)} (see models/pretrained/MODEL_CARD.md); "
+          "train your own with train_cnn.py or pass --model", file=sys.stderr)
+    return str(SHIPPED_MODEL)
 
 
-def in_float32(model):
-    """The same model computing in float32.
-
-    A model trained in mixed precision is saved with its 16-bit policy and would load computing in
-    bfloat16: ten times slower on CPUs without AMX, and too coarse for gradients of explanations.
-    Its weights are float32, so rebuilding from the config with float32 policies is exact. A model
-    exported with float16 weights (export_model.py --half) is rebuilt the same way, its weights widened.
-    """
-    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
-    if policies <= {"float32"}:
-        return model
-    return with_policy(model, "float32")
+DEFAULT_MODEL_WORDS = f"{TRAINED_CNN}, else the shipped {SHIPPED_MODEL.relative_to(ROOT)}"
+SEED = dict(low=0, high=2**32 - 1)  # what NumPy and scikit-learn accept
 
 
-def with_policy(model, policy):
-    """Rebuild a functional model with every layer under one dtype policy, weights cast to match."""
-    def replace(node):
-        if isinstance(node, dict):
-            return {key: replace(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [replace(value) for value in node]
-        return policy if node in ("float32", "float16", "mixed_bfloat16", "mixed_float16") else node
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line and exit status 2, like every other bad input."""
 
-    rebuilt = model.__class__.from_config(replace(model.get_config()))
-    rebuilt.set_weights([w.astype(v.dtype) for w, v in zip(model.get_weights(), rebuilt.weights)])
-    return rebuilt
+    def error(self, message):
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)  # "--width: ...", as other errors name a flag
+        self.exit(2, f"error: {message}\n")
 
 
-def predict_probabilities(models, x, tta=None, batch_size=256):
-    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
-    from . import backend
-    from .augment import TTA_ZOOMS, tta_views
-
-    x = x.reshape(-1, 48, 48, 1).astype("float32")
-    views = list(tta_views(x, TTA_ZOOMS[tta])) if tta else [x]
-    total = 0
-    for view in views:
-        feed = backend.ordered_feed(view, batch_size=batch_size)  # one feed (a copy under TensorFlow) per view
-        for model in models:
-            total = total + model.predict(**feed, verbose=0)
-    return total / (len(models) * len(views))
+def parser(doc):
+    """A script's parser: its docstring as the description, one-line errors."""
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def write_submission(path, ids, labels):
-    buffer = io.StringIO()
-    buffer.write("id,label\n")
-    for i, label in zip(ids, labels):
-        buffer.write(f"{int(i)},{int(label)}\n")
-    write_text(path, buffer.getvalue())
+def number(kind=float, low=None, high=None, above=False, below=False):
+    """An argparse type: a finite number of `kind` within [low, high] (`above`/`below`: the bound excluded)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {'a whole' if kind is int else 'a'} number, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if (low is not None and (value < low or above and value == low)
+                or high is not None and (value > high or below and value == high)):
+            raise argparse.ArgumentTypeError(f"must be {bounds(low, high, above, below)}, got {value}")
+        return value
+    return parse
 
 
-def class_counts(labels):
-    from . import CLASSES
+def bounds(low, high, above, below):
+    def say(v):
+        return str(v) if isinstance(v, int) else f"{v:g}"
 
-    counts = np.bincount(labels, minlength=len(CLASSES))
-    return ", ".join(f"{name} {c}" for name, c in zip(CLASSES, counts))
-
-
-def load_test(path):
-    """Faces to predict, with ids: test.csv's own ids, else row numbers (PrivateTest of fer2013.csv)."""
-    from .data import load_faces, test_rows
-
-    faces = load_faces(path)
-    faces = faces.subset(test_rows(faces))
-    if len(faces) == 0:
-        raise InputError(path, "no rows to predict (fer2013.csv without PrivateTest rows?)")
-    if faces.ids is None:
-        faces.ids = np.arange(len(faces))
-    return faces
+    if high is None:
+        return ("positive" if above else "0 or more") if low == 0 else f"{'above' if above else 'at least'} {say(low)}"
+    if low is None:
+        return f"{'below' if below else 'at most'} {say(high)}"
+    if not above and not below:
+        return f"between {say(low)} and {say(high)}"
+    return f"{'above' if above else 'at least'} {say(low)} and {'below' if below else 'at most'} {say(high)}"
 
 
-def load_validation(data_path, model_paths):
-    """The validation rows the models were trained without: the split their summaries record, when it matches."""
-    _, validation, note = load_split(data_path, model_paths)
-    return validation, note
+POSITIVE_INT = number(int, 1)
 
 
-def load_split(data_path, model_paths):
-    """(training faces, validation faces, note) of the split the models' summaries record for this file.
+# ----------------------------------------------------------------------------- flag groups
 
-    Models that held out different faces of it are refused: each would be scored, and their ensemble
-    averaged, on faces some of them trained on."""
-    from .data import load_labeled, split_train_val
-
-    paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
-    faces = load_labeled(data_path)
-    splits = [recorded_split(path, faces.digest) for path in paths]
-    for path, split in zip(paths, splits):
-        if split[0] == 0 and split[2]:
-            raise InputError(path, f"was trained on every labeled row of {data_path} (--val-fraction 0): no face of "
-                                   "it is held out to score or explain the model on; use a model trained with a "
-                                   "validation split")
-    for path, split in zip(paths[1:], splits[1:]):
-        if split[:2] != splits[0][:2] and faces.usage is None:  # fer2013.csv's Usage column fixes its split
-            raise InputError(path, f"held out {describe_split(split)} of {data_path} in training, but {paths[0]} "
-                                   f"held out {describe_split(splits[0])}: scored together, some of the "
-                                   f"validation faces would be training faces (train them with one --split-seed)")
-    fraction, seed, recorded = splits[0]
-    note = "the split used in training" if recorded else f"stratified {fraction:.0%}, seed {seed}"
-    train, val = split_train_val(faces, fraction, seed)
-    if faces.usage is not None:
-        note = "Usage = PublicTest"
-    return faces.subset(train), faces.subset(val), note
+def add_data_flags(parser: argparse.ArgumentParser, labeled="--train", test=True):
+    """The labeled file (--train, or --data in the scripts that compare runs), its split, and --test."""
+    data = parser.add_argument_group("data")
+    data.add_argument(labeled, required=True, metavar="CSV",
+                      help="labeled faces: train.csv (label,feature), fer2013.csv, or an .npz; plain, .gz or .xz")
+    if test:
+        data.add_argument("--test", metavar="CSV", help="also write a Kaggle submission for this test.csv (id,feature)")
+    data.add_argument("--val-fraction", type=number(float, 0, 1, below=True),
+                      help="held-out share of the training file, stratified (0.2); "
+                      "fer2013.csv uses its own PublicTest rows. 0: hold out nothing, train on every labeled row "
+                      "(fer2013.csv: Training and PublicTest) and keep the last epoch, the final fit of a recipe "
+                      "already chosen on a validation split, for a submission")
+    data.add_argument("--split-seed", type=number(int, **SEED),
+                      help="which faces are held out (0); --seed leaves them alone, so "
+                      "runs of several seeds share one validation split and their ensemble can be scored on it")
+    data.add_argument("--limit", type=POSITIVE_INT,
+                      metavar="N", help="train on N rows of the training split (quick runs)")
 
 
-def recorded_split(model_path, digest):
-    """(validation fraction, split seed, recorded?) from a model's summary, for the file with this digest;
-    train_cnn.py's defaults when the summary is missing or is about another file."""
-    import json
+def add_run_flags(parser, variants=False):
+    """How a run trains. variants: the script itself varies batch norm and augmentation (ablation.py), so
+    those flags are left out."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--preset", choices=[*PRESETS, "auto"], default="auto",
+                     help="budget: smoke (seconds), sample, cpu (~30 min on 2 cores), gpu; auto = gpu if one is "
+                          "visible, else cpu")
+    run.add_argument("--epochs", type=POSITIVE_INT)
+    run.add_argument("--batch-size", type=POSITIVE_INT)
+    run.add_argument("--lr", type=number(float, 0, above=True),
+                     help="peak learning rate (after warm-up, then cosine decay to 0)")
+    run.add_argument("--optimizer", choices=["adamw", "sgd"])
+    run.add_argument("--weight-decay", type=number(float, 0))
+    run.add_argument("--label-smoothing", type=number(float, 0, 1, below=True))
+    run.add_argument("--precision", choices=list(backend.PRECISIONS),
+                     help="bfloat16 = mixed precision (about 2x conv throughput on recent CPUs and GPUs)")
+    run.add_argument("--seed", type=number(int, **SEED), help="initialization, shuffling and augmentation draws (0)")
+    if not variants:
+        run.add_argument("--augment", choices=["affine", "imagedatagenerator", "none"],
+                         help="affine: one in-model warp per image (default); imagedatagenerator: the reports' "
+                              "host-side pipeline; none")
+        run.add_argument("--no-augment", dest="augment", action="store_const", const="none")
+    run.add_argument("--augment-scale", type=number(float, 0, 2),
+                     help="shrink the reports' warp ranges: 1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2 "
+                          "(gpu preset); cpu preset 0.5")
+    run.add_argument("--erase", type=number(float, 0, 1), metavar="P",
+                     help="random erasing: share of training images with one rectangle (2-33%% of the face) "
+                          "replaced by noise (0 = off, the default; 0.5 is the usual setting)")
+    run.add_argument("--mixup", type=number(float, 0), metavar="ALPHA",
+                     help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
+                          "batch (0 = off, the default; 0.2 is the usual setting)")
+    run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
+                     help="feed raw 0-255 pixels (ablation)")
+    run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")
 
-    from .training import DEFAULTS
 
-    summary = Path(model_path).with_name(Path(model_path).stem + "_summary.json")
-    if summary.exists():
-        split = json.loads(summary.read_text()).get("split", {})
-        if split.get("digest") == digest:
-            return split["val_fraction"], split["seed"], True
-    return DEFAULTS["val_fraction"], DEFAULTS["split_seed"], False
+def add_distill_flags(parser):
+    teach = parser.add_argument_group("distillation")
+    teach.add_argument("--teacher", dest="teachers", nargs="+", metavar="MODEL.keras",
+                       help="learn from these trained models too: each training face's target blends its label "
+                            "with the models' mean probabilities on it. With validation, each must have held out "
+                            "the same faces of the same file (its summary JSON says so)")
+    teach.add_argument("--distill", type=number(float, 0, 1, above=True), metavar="W",
+                       help=f"the teachers' weight in the targets, above 0 and at most 1 ({DISTILL} with --teacher)")
+    teach.add_argument("--unlabeled", nargs="+", metavar="CSV",
+                       help="also train on these faces, e.g. test.csv, their targets the teachers' mean "
+                            "probabilities alone (labels in the file are not used; faces identical to a validation "
+                            "face are left out)")
 
 
-def describe_split(split):
-    return f"{split[0]:.0%} (split seed {split[1]})"
+def add_output_flags(parser, default_model):
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--model", default=str(default_model), metavar="OUT.keras", help=f"(default {default_model})")
+    out.add_argument("--figures", default="figures", metavar="DIR")
+    out.add_argument("--submission", metavar="CSV", help="(default models/<name>_submission.csv)")
+
+
+def add_network_flags(parser, variants=False):
+    """The CNN: architecture, width, dropout, and (unless the script varies it) batch norm."""
+    net = parser.add_argument_group("network")
+    net.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES),
+                     help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
+    net.add_argument("--width", type=number(float, 1 / 32, 8), help="channel multiplier (default: the preset's, "
+                     + ", ".join(f"{name} {p['width']:g}" for name, p in PRESETS.items()) + ")")
+    net.add_argument("--dropout", type=number(float, 0, 1, below=True), default=0.4)
+    if not variants:
+        net.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
+                         help="leave out every BatchNormalization layer (ablation)")
+
+
+def add_explain_flags(parser, compare=False):
+    """--model (repeated with compare), --data and --out of the scripts that score or explain a trained model."""
+    parser.add_argument("--model", action="append" if compare else "store", metavar="M.keras",
+                        help=f"{'repeat to compare ' if compare else ''}(default {DEFAULT_MODEL_WORDS})")
+    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
+    parser.add_argument("--out", default="figures", metavar="DIR")
+
+
+def add_minutes_flag(parser):
+    parser.add_argument("--minutes", type=number(float, 0, above=True),
+                        help="time the whole command to this many minutes: the epochs are planned from the "
+                             "speed measured here, the learning rate follows the clock, and training stops in "
+                             f"time (the cpu preset does this for {CPU_MINUTES} minutes unless --epochs is given)")

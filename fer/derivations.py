@@ -7,7 +7,11 @@
 `checks()` runs every comparison on random inputs and returns one row per
 quantity with its largest error; the tests and report.py both use it.
 """
+import keras
 import numpy as np
+from keras import ops
+
+from . import backend
 
 FORMULAS = {
     "conv_output_size": r"o = \lfloor (n + 2p - d(k-1) - 1) / s \rfloor + 1; 'same': o = \lceil n / s \rceil",
@@ -73,7 +77,6 @@ def softmax_xent_grad(logits, y):
 
 def _conv_shape_checks():
     """Every configuration's formula against Keras's own output shape."""
-    import keras
 
     worst, count = 0, 0
     for n in (48, 47, 24, 7):
@@ -98,10 +101,6 @@ def _conv_shape_checks():
 
 def _batchnorm_checks(seed):
     """Forward against keras.layers.BatchNormalization in training mode; each gradient against autodiff."""
-    import keras
-    from keras import ops
-
-    from . import backend
 
     rng = np.random.default_rng(seed)
     x = rng.normal(2.0, 3.0, (16, 5, 5, 3)).astype("float64")
@@ -161,10 +160,6 @@ def _batchnorm_checks(seed):
 
 
 def _softmax_checks(seed):
-    import keras
-    from keras import ops
-
-    from . import backend
 
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 3, (32, 7))

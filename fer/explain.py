@@ -11,8 +11,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import CLASSES, backend
+from . import CLASSES, IMAGE_SIZE, backend
 from .errors import InputError
+from .inference import predict_probabilities
+from .layers import conv_activations, layer_model
+from .records import load_validation
 
 METHODS = {}
 CAM_METHODS = ("gradcam", "hirescam")  # these explain a convolutional layer (option layer=, default the last)
@@ -37,17 +40,12 @@ def logits_function(model):
     return lambda x: head_logits(model, features(x, training=False))
 
 
-def layer_model(model, output):
-    """raw pixels -> `output` (a layer's output or input tensor) of `model`."""
-    return keras.Model(model.input, output)
-
-
 def class_scores(logits, classes):
-    return lambda x: ops.sum(logits(x) * ops.one_hot(classes, 7), axis=1)
+    return lambda x: ops.sum(logits(x) * ops.one_hot(classes, len(CLASSES)), axis=1)
 
 
 def _as_batch(images):
-    return np.asarray(images, "float32").reshape(-1, 48, 48, 1)
+    return np.asarray(images, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
 
 
 @method("gradient")
@@ -63,10 +61,10 @@ def smoothgrad(model, images, classes, samples=16, noise=0.15, seed=0):
     """Gradients averaged over noisy copies (Smilkov et al., 2017): noise = 15% of the 0-255 range."""
     x = _as_batch(images)
     rng = np.random.default_rng(seed)
-    noisy = np.repeat(x, samples, axis=0) + rng.normal(0, noise * 255, (len(x) * samples, 48, 48, 1))
+    noisy = np.repeat(x, samples, axis=0) + rng.normal(0, noise * 255, (len(x) * samples, IMAGE_SIZE, IMAGE_SIZE, 1))
     grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, samples)),
                             noisy.astype("float32"))
-    return np.abs(np.asarray(grad).reshape(len(x), samples, 48, 48).mean(1))
+    return np.abs(np.asarray(grad).reshape(len(x), samples, IMAGE_SIZE, IMAGE_SIZE).mean(1))
 
 
 @method("integrated")
@@ -76,8 +74,8 @@ def integrated_gradients(model, images, classes, steps=32, baseline=0.0):
     alphas = (np.arange(steps, dtype="float32") + 0.5) / steps  # midpoint rule
     path = baseline + alphas[None, :, None, None, None] * (x[:, None] - baseline)
     grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, steps)),
-                            path.reshape(-1, 48, 48, 1))
-    mean_grad = np.asarray(grad).reshape(len(x), steps, 48, 48, 1).mean(1)
+                            path.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1))
+    mean_grad = np.asarray(grad).reshape(len(x), steps, IMAGE_SIZE, IMAGE_SIZE, 1).mean(1)
     return np.abs(mean_grad * (x - baseline))[..., 0]
 
 
@@ -116,8 +114,6 @@ def tail_model(model, layer):
 
 def cam_layers(model):
     """The convolutional activations CAM methods can explain: those whose maps alone decide the prediction."""
-    from .filters import conv_activations
-
     return [name for name in conv_activations(model) if _tail_or_none(model, model.get_layer(name)) is not None]
 
 
@@ -131,7 +127,7 @@ def _tail_or_none(model, layer):
 def _upsampled(cam):
     """relu, bilinear to 48x48, each map scaled to a maximum of 1."""
     cam = np.maximum(cam, 0)
-    cam = np.asarray(ops.image.resize(cam[..., None], (48, 48), interpolation="bilinear"))[..., 0]
+    cam = np.asarray(ops.image.resize(cam[..., None], (IMAGE_SIZE, IMAGE_SIZE), interpolation="bilinear"))[..., 0]
     return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-12)
 
 
@@ -153,6 +149,23 @@ def hires_cam(model, images, classes, layer=None):
     share of the score. Upsampled to 48x48 and scaled to [0, 1] like Grad-CAM."""
     activations, grad = _activations_and_gradients(model, images, classes, layer)
     return _upsampled((grad * activations).sum(-1))
+
+
+def check_explainable(model, path, names):
+    """Refuse in one line a model that the methods `names` cannot explain: every method reads the logits entering
+    the softmax Dense layer named 'predictions', and the CAM methods need convolutional feature maps."""
+    try:
+        head = model.get_layer("predictions")
+    except ValueError:
+        raise InputError(path, "has no softmax Dense layer named 'predictions' (as train_cnn.py and train_dnn.py "
+                               "write), so its logits cannot be explained") from None
+    if not isinstance(head, keras.layers.Dense):
+        raise InputError(path, f"its 'predictions' layer is a {type(head).__name__}, not the softmax Dense layer")
+    cams = [name for name in names if name in CAM_METHODS]
+    if cams and not conv_activations(model):
+        others = ", ".join(m for m in METHODS if m not in CAM_METHODS)
+        raise InputError(path, f"has no convolution layers (a DNN?), and {', '.join(cams)} explain convolutional "
+                               f"feature maps: choose --method among {others}")
 
 
 def explain(name, model, images, classes, **options):
@@ -179,8 +192,6 @@ def rank_correlation(a, b):
 
 def faces_to_explain(model, data_path, model_path, index=None):
     """One validation face per class, with the model's probabilities for them and a note on the split."""
-    from .cli import load_validation, predict_probabilities
-
     validation, note = load_validation(data_path, model_path)
     probabilities = predict_probabilities([model], validation.x)
     rows = one_face_per_class(validation, probabilities.argmax(1), index)

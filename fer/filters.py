@@ -6,42 +6,11 @@ of a Python loop with one call per filter (`ascend_one_by_one`, kept to measure
 the difference). Regularizers keep the patterns readable: random jitter each
 step, a light blur every few steps, and decay toward mid-grey.
 """
-import keras
 import numpy as np
 from keras import ops
 
-from . import backend
-from .explain import layer_model
-
-ACTIVATIONS = (keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ReLU)
-
-
-def conv_activations(model):
-    """Names of the layers that give convolutional feature maps after their non-linearity: for each Conv2D,
-    the first activation downstream of it (conv -> BN -> activation, or in a residual block conv -> BN -> sum ->
-    activation). A residual block's 1x1 projections (named shortcut*) are not listed."""
-    consumers = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
-            consumers.setdefault(id(tensor._keras_history.operation), []).append(layer)
-    names = []
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.Conv2D) or layer.name.startswith("shortcut"):
-            continue
-        node = layer
-        for _ in range(3):
-            after = consumers.get(id(node), [])
-            if len(after) != 1 or not isinstance(after[0], (keras.layers.BatchNormalization, keras.layers.Add,
-                                                             *ACTIVATIONS)):
-                break
-            node = after[0]
-            if isinstance(node, ACTIVATIONS):
-                break
-        names.append((node if isinstance(node, ACTIVATIONS) else layer).name)
-    return list(dict.fromkeys(names))
-
+from . import IMAGE_SIZE, backend
+from .layers import conv_activations, layer_model
 
 def resolve_layer(model, which):
     """A layer by name, or by index into the list of convolutional activations."""
@@ -61,7 +30,7 @@ def _blur(x):
     kernel = np.array([1, 2, 1], "float32")
     kernel = np.outer(kernel, kernel) / 16
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    return sum(kernel[i, j] * padded[:, i:i + 48, j:j + 48] for i in range(3) for j in range(3))
+    return sum(kernel[i, j] * padded[:, i:i + IMAGE_SIZE, j:j + IMAGE_SIZE] for i in range(3) for j in range(3))
 
 
 def ascend(model, layer, filters, steps=80, step_size=8.0, seed=0):
@@ -74,7 +43,7 @@ def ascend(model, layer, filters, steps=80, step_size=8.0, seed=0):
         return ops.mean(ops.sum(ops.cast(features(x, training=False), "float32") * choose, axis=-1), axis=(1, 2))
 
     rng = np.random.default_rng(seed)
-    x = 128 + rng.normal(0, 8, (len(filters), 48, 48, 1)).astype("float32")
+    x = 128 + rng.normal(0, 8, (len(filters), IMAGE_SIZE, IMAGE_SIZE, 1)).astype("float32")
     for step in range(steps):
         dy, dx = rng.integers(-2, 3, 2)
         x = np.roll(x, (dy, dx), axis=(1, 2))
@@ -95,12 +64,13 @@ def ascend_one_by_one(model, layer, filters, steps=80, step_size=8.0, seed=0):
 
 
 def mean_activation(model, layer, images, filters):
-    images = np.asarray(images, "float32").reshape(-1, 48, 48, 1)
+    images = np.asarray(images, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     out = np.asarray(layer_model(model, layer.output)(images, training=False), "float32")
     return out[np.arange(len(filters)), :, :, np.asarray(filters)].mean(axis=(1, 2))
 
 
 def feature_maps(model, layer, image):
     """The layer's outputs for one face: (h, w, channels)."""
-    out = layer_model(model, layer.output)(np.asarray(image, "float32").reshape(1, 48, 48, 1), training=False)
+    face = np.asarray(image, "float32").reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    out = layer_model(model, layer.output)(face, training=False)
     return np.asarray(out, "float32")[0]

@@ -5,6 +5,7 @@ matplotlib.use("Agg")  # scripts run headless on GPU boxes and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+from .records import kept_row  # noqa: E402
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 110, "savefig.dpi": 150,
                      "axes.grid": True, "grid.alpha": 0.3})
@@ -20,8 +21,6 @@ def save(fig, path):
 def history_figure(rows, path, title):
     """Loss and accuracy per epoch, training vs validation, best epoch marked (training only for a run
     without validation)."""
-    from .training import kept_row
-
     epochs = [r["epoch"] for r in rows]
     validated, best = "val_accuracy" in rows[-1], kept_row(rows)
     # constrained layout keeps the suptitle clear of the panel titles

@@ -14,6 +14,24 @@ sys.path.insert(0, str(ROOT))  # the scripts and the fer package
 import fer  # noqa: E402,F401  (quiet Keras import, custom layers)
 
 
+def train_cnn_settings(*argv, timed=False):
+    """The settings train_cnn.py resolves from these flags (timed: with its --minutes and half-hour preset;
+    without, as the scripts that compare runs resolve them)."""
+    import argparse
+
+    from fer import cli
+    from fer.settings import resolve
+
+    parser = argparse.ArgumentParser()
+    cli.add_data_flags(parser)
+    cli.add_run_flags(parser)
+    cli.add_distill_flags(parser)
+    cli.add_output_flags(parser, "models/cnn.keras")
+    cli.add_network_flags(parser)
+    cli.add_minutes_flag(parser)
+    return resolve(parser.parse_args([str(a) for a in argv]), timed=timed)
+
+
 def synthetic_faces(n, seed=0, classes=7):
     """Noise images; class c has a bright 12x12 square in row band c//4 and column block c%4.
 
@@ -91,6 +109,28 @@ QUICK = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "
 def read_rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def refused(capsys, script, *args, inputs=(), env=None):
+    """Run a script that must refuse its input: exit status 2, one `error:` line on stderr and no traceback, and
+    every file in `inputs` byte for byte as before. Returns the error line."""
+    before = {Path(p): Path(p).read_bytes() for p in inputs if Path(p).is_file()}
+    capsys.readouterr()
+    status = run_script(script, *args)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2, (status, err[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err[-2000:]
+    for path, content in before.items():
+        assert path.read_bytes() == content, f"{path} changed"
+    return lines[0]
+
+
+def submission_accuracy(path, labels):
+    """Accuracy of a written submission (id,label) against the labels of the faces it predicted, in order."""
+    rows = read_rows(path)
+    assert [int(r["id"]) for r in rows] == list(range(len(labels)))  # a labeled file's ids are its row numbers
+    return float(np.mean(np.array([int(r["label"]) for r in rows]) == np.asarray(labels)))
 
 
 @pytest.fixture(scope="session")

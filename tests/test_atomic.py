@@ -2,7 +2,7 @@
 import pytest
 
 from fer.atomic import atomic_path, write_text
-from fer.cli import write_submission
+from fer.inference import write_submission
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -27,34 +27,30 @@ def test_precision_switch_and_device():
 
 
 def test_cpu_preset_takes_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch):
-    import argparse
+    from conftest import train_cnn_settings
 
-    from fer import training
-
-    parser = argparse.ArgumentParser()
-    training.add_arguments(parser, "models/cnn.keras")  # a script without --minutes: fixed epoch counts
-    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu"])
+    args = ["--train", "x.csv", "--preset", "cpu"]  # as a script that compares runs resolves it: fixed epochs
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
     for flags in ({"avx2", "amx_bf16", "amx_tile"}, {"avx2", "avx512f", "avx512_bf16"}):
         monkeypatch.setattr(backend, "cpu_flags", lambda: flags)
-        assert training.settings_from(args)["precision"] == "bfloat16"
-        assert training.settings_from(args)["epochs"] == 20  # the 30-minute budget buys more epochs
+        assert train_cnn_settings(*args)["precision"] == "bfloat16"
+        assert train_cnn_settings(*args)["epochs"] == 20  # the 30-minute budget buys more epochs
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
-    assert training.settings_from(args)["precision"] == "float32"
-    assert training.settings_from(args)["epochs"] == 8
+    assert train_cnn_settings(*args)["precision"] == "float32"
+    assert train_cnn_settings(*args)["epochs"] == 8
     monkeypatch.setattr(backend, "cpu_flags", lambda: {"amx_bf16"})
     monkeypatch.setattr(backend, "name", lambda: "jax")
-    assert training.settings_from(args)["precision"] == "float32"
+    assert train_cnn_settings(*args)["precision"] == "float32"
     # an explicit flag wins
-    args = parser.parse_args(["--train", "x.csv", "--preset", "cpu", "--precision", "float32", "--epochs", "3"])
+    args = ["--train", "x.csv", "--preset", "cpu", "--precision", "float32", "--epochs", "3"]
     monkeypatch.setattr(backend, "name", lambda: "tensorflow")
-    assert (training.settings_from(args)["precision"], training.settings_from(args)["epochs"]) == ("float32", 3)
+    assert (train_cnn_settings(*args)["precision"], train_cnn_settings(*args)["epochs"]) == ("float32", 3)
 
 
 def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
     import keras
 
-    from fer import cli, models
+    from fer import inference, models
 
     backend.set_precision("bfloat16")
     try:
@@ -64,7 +60,7 @@ def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
     finally:
         backend.set_precision("float32")
     assert {layer.dtype_policy.name for layer in model.layers} >= {"mixed_bfloat16"}
-    loaded = cli.load_model(tmp_path / "bf16.keras")
+    loaded = inference.load_model(tmp_path / "bf16.keras")
     assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"float32"}
     for before, after in zip(weights, loaded.get_weights()):
         np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
@@ -76,23 +72,17 @@ def test_a_model_saved_in_mixed_bfloat16_loads_computing_in_float32(tmp_path):
 
 
 def test_width_comes_from_the_preset_unless_given(tmp_path, capsys):
-    import argparse
+    from conftest import ROOT, run_script, train_cnn_settings
+    from fer.settings import PRESETS
 
-    from conftest import ROOT, run_script
-    from fer import training
-
-    parser = argparse.ArgumentParser()
-    training.add_arguments(parser, "models/cnn.keras")
-    parser.add_argument("--width", type=float)
-    for preset in training.PRESETS:
-        args = parser.parse_args(["--train", "x.csv", "--preset", preset, "--precision", "float32", "--epochs", "1"])
-        assert training.settings_from(args)["width"] == training.PRESETS[preset]["width"]
-    args = parser.parse_args(["--train", "x.csv", "--preset", "gpu", "--width", "0.5"])
-    assert training.settings_from(args)["width"] == 0.5
+    for preset in PRESETS:
+        args = ["--train", "x.csv", "--preset", preset, "--precision", "float32", "--epochs", "1"]
+        assert train_cnn_settings(*args)["width"] == PRESETS[preset]["width"]
+    assert train_cnn_settings("--train", "x.csv", "--preset", "gpu", "--width", "0.5")["width"] == 0.5
     out = tmp_path / "cnn.keras"
     assert run_script("train_cnn.py", "--train", ROOT / "data/sample/train.csv.xz", "--preset", "smoke",
                       "--width", "0", "--model", out) == 2
-    assert capsys.readouterr().err.strip() == "error: --width: must be positive, got 0.0"
+    assert capsys.readouterr().err.strip() == "error: --width: must be between 0.03125 and 8, got 0.0"
     assert not out.exists()
 
 
@@ -157,7 +147,7 @@ def test_the_ordered_feed_keeps_faces_in_order_in_full_batches():
 
 
 def test_predictions_through_the_ordered_feed_match_the_model_called_directly():
-    from fer.cli import predict_probabilities
+    from fer.inference import predict_probabilities
     from fer.models import build_cnn
 
     model = build_cnn("vgg", 128.0, 4000.0, "none", width=0.25)

@@ -85,7 +85,7 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
 
 
 def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_path):
-    from fer.training import write_history
+    from fer.records import write_history
 
     for name, accuracies in [("slow", [0.3, 0.5, 0.6]), ("fast", [0.4, 0.62, 0.61])]:
         write_history(tmp_path / f"{name}_history.csv",
@@ -121,7 +121,7 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
 
 
 def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthetic_files):
-    from fer import cli
+    from fer import inference, records
 
     model = trained / "cnn.keras"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "tta.py"), "--model", str(model),
@@ -136,10 +136,10 @@ def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthet
     assert len(table) == len(half_a) == 5 and (1.0,) in half_a and (1.0, 0.9, 1.1) in half_a
     assert result["chosen_half_a"] == max(half_a.values()) == half_a[tuple(result["chosen_on_half_a"])]
     # the flips-alone and --tta zoom scores are what predict.py's own views give
-    _, val, _ = cli.load_split(synthetic_files["train"], model)
-    loaded = cli.load_model(model)
+    _, val, _ = records.load_split(synthetic_files["train"], model)
+    loaded = inference.load_model(model)
     for key, tta in (("flips_all", "flip"), ("tta_zoom_all", "zoom")):
-        expected = np.mean(cli.predict_probabilities([loaded], val.x, tta).argmax(1) == val.y)
+        expected = np.mean(inference.predict_probabilities([loaded], val.x, tta).argmax(1) == val.y)
         assert abs(result[key] - expected) < 1e-4, key
-    assert abs(result["plain_all"] - np.mean(cli.predict_probabilities([loaded], val.x).argmax(1) == val.y)) < 1e-4
+    assert abs(result["plain_all"] - np.mean(inference.predict_probabilities([loaded], val.x).argmax(1) == val.y)) < 1e-4
     assert result["val_rows"] == len(val)

@@ -6,30 +6,19 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces
-from fer import training
-
-
-def minutes_parser():
-    """train_cnn.py's settings: the shared flags plus --width and --minutes."""
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    training.add_arguments(parser, "models/cnn.keras")
-    parser.add_argument("--minutes", type=float)
-    parser.add_argument("--width", type=float)
-    return parser
+from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_cnn_settings
+from fer import clock, records, training
+from fer.settings import CPU_MINUTES, DEFAULTS
 
 
 def test_train_cnn_times_the_cpu_preset_to_its_half_hour_unless_told(tmp_path, capsys):
-    parser = minutes_parser()
-    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "cpu"]))
-    assert (settings["epochs"], settings["minutes"]) == ("auto", training.CPU_MINUTES)
-    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "cpu", "--epochs", "5"]))
+    settings = train_cnn_settings("--train", "x", "--preset", "cpu", timed=True)
+    assert (settings["epochs"], settings["minutes"]) == ("auto", CPU_MINUTES)
+    settings = train_cnn_settings("--train", "x", "--preset", "cpu", "--epochs", "5", timed=True)
     assert (settings["epochs"], settings["minutes"]) == (5, None)
-    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "gpu"]))
+    settings = train_cnn_settings("--train", "x", "--preset", "gpu", timed=True)
     assert (settings["epochs"], settings["minutes"]) == (60, None)
-    settings = training.settings_from(parser.parse_args(["--train", "x", "--preset", "gpu", "--minutes", "9"]))
+    settings = train_cnn_settings("--train", "x", "--preset", "gpu", "--minutes", "9", timed=True)
     assert (settings["epochs"], settings["minutes"], settings["width"]) == ("auto", 9, 1.5)
     out = tmp_path / "cnn.keras"
     for flags, message in ((["--minutes", "2", "--epochs", "3"], "give --minutes or --epochs, not both"),
@@ -45,8 +34,8 @@ def budget_data(n_train=1000, n_val=400):
 
 def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "measure_speed", lambda *a, **k: {"train": 100.0, "val": 400.0})
-    paths = training.output_paths(tmp_path / "cnn.keras", tmp_path)
-    reserve = training.BUDGET_RESERVE_S
+    paths = records.output_paths(tmp_path / "cnn.keras", tmp_path)
+    reserve = clock.BUDGET_RESERVE_S
 
     def plan(minutes, spent=0.0, data=None):
         cap, budget = training.epochs_for_budget(data or budget_data(), {"minutes": minutes}, paths,
@@ -66,7 +55,7 @@ def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_pat
 
 
 def test_a_resumed_budget_run_keeps_its_plan_without_measuring(monkeypatch, tmp_path):
-    paths = training.output_paths(tmp_path / "cnn.keras", tmp_path)
+    paths = records.output_paths(tmp_path / "cnn.keras", tmp_path)
     paths["resume"].mkdir(parents=True)
     saved = {"minutes": 30, "cap_epochs": 7, "planned_epochs": 5, "epoch_seconds": 11.0,
              "seconds_before_training": 12.0}
@@ -90,7 +79,7 @@ def test_measuring_speed_leaves_the_real_network_named_as_without_it():
     x, y = synthetic_faces(64)
     data = dict(x_train=x.reshape(-1, 48, 48, 1).astype("float32"), y_train=np.eye(7, dtype="float32")[y],
                 x_val=x[:16].reshape(-1, 48, 48, 1).astype("float32"), mean=100.0, variance=900.0)
-    settings = {**training.DEFAULTS, "precision": "float32", "width": 0.25, "augment_scale": 0.5,
+    settings = {**DEFAULTS, "precision": "float32", "width": 0.25, "augment_scale": 0.5,
                 "batch_size": 16, "lr": 1e-3, "epochs": 1}
     keras.backend.clear_session()
     plain = [v.path for v in training.build_for(settings, data).weights]
@@ -113,7 +102,7 @@ def run_clock(durations, cap, budget_s, spent_s=0.0, epoch_s=10.0, done_rows=(),
     (learning rate of each epoch run, seconds used at the end, the callback)."""
     clock = FakeClock()
     model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False)
-    schedule = training.ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
+    schedule = clock.ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
     schedule.set_model(model)
     schedule.on_train_begin()
     rates = []

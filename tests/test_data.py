@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import csv_text, synthetic_faces, write_csv
-from fer import data
+from fer import data, reading
 from fer.data import load_faces, split_train_val
 
 
@@ -80,7 +80,7 @@ def test_val_fraction_zero_holds_out_nothing(tmp_path):
 
 def test_many_chunks_keep_line_numbers(tmp_path, monkeypatch):
     """Small chunks force the streaming path; an error deep in the file still names its line."""
-    monkeypatch.setattr(data, "CHUNK_BYTES", 5000)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 5000)
     x, y = synthetic_faces(40, seed=3)
     text = csv_text(x, y)
     good = load_faces(write_csv(tmp_path / "good.csv", x, y))
@@ -98,8 +98,8 @@ def test_cache_serves_the_same_arrays_and_never_stale(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "train.csv", x, y)
     first = load_faces(path)
     calls = []
-    real = data._parse_csv
-    monkeypatch.setattr(data, "_parse_csv", lambda p: calls.append(p) or real(p))
+    real = data.read_faces
+    monkeypatch.setattr(data, "read_faces", lambda p: calls.append(p) or real(p))
     again = load_faces(path)
     assert calls == []  # served from the cache
     np.testing.assert_array_equal(again.x, first.x)

@@ -1,13 +1,15 @@
 """--teacher: training targets that blend each face's label with trained models' probabilities."""
-import argparse
 import json
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import QUICK, read_rows, run_script, synthetic_faces, write_csv
-from fer import training
+from conftest import QUICK, read_rows, run_script, submission_accuracy, synthetic_faces, train_cnn_settings, write_csv
+from fer import distillation
+from fer.data import prepare_data
+from fer.errors import InputError
+from fer.settings import DISTILL
 
 
 def constant_model(path, logits):
@@ -20,12 +22,9 @@ def constant_model(path, logits):
 
 
 def settings_for(teachers, distill=None, extra=()):
-    parser = argparse.ArgumentParser()
-    training.add_arguments(parser, default_model="m.keras")
-    args = parser.parse_args(["--train", "x.csv", "--preset", "smoke"]
-                             + (["--teacher", *map(str, teachers)] if teachers else [])
-                             + (["--distill", str(distill)] if distill is not None else []) + list(extra))
-    return training.settings_from(args)
+    return train_cnn_settings("--train", "x.csv", "--preset", "smoke",
+                              *(["--teacher", *map(str, teachers)] if teachers else []),
+                              *(["--distill", str(distill)] if distill is not None else []), *extra)
 
 
 TEACHER_LOGITS = [np.linspace(-1, 2, 7), np.array([3.0, 0, 0, 0, 0, 0, -1])]
@@ -38,7 +37,7 @@ def two_teachers_at(tmp_path, distill):
     train = write_csv(tmp_path / "train.csv", x, y)
     teachers = [constant_model(tmp_path / f"t{i}.keras", v) for i, v in enumerate(TEACHER_LOGITS)]
     settings = settings_for(teachers, distill=distill)
-    data = training.prepare_data(train, settings)
+    data = prepare_data(train, settings)
     for teacher in teachers:
         (tmp_path / f"{teacher.stem}_summary.json").write_text(json.dumps({"split": data["split"]}))
     return settings, data
@@ -47,7 +46,7 @@ def two_teachers_at(tmp_path, distill):
 def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
     settings, data = two_teachers_at(tmp_path, distill=0.3)
     labels = data["y_train"].copy()
-    training.distill(data, settings)
+    distillation.distill(data, settings)
     np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
     np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
     assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
@@ -61,7 +60,7 @@ def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tm
     settings["unlabeled"] = [write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8),
                                        header="id,feature")]
     labels = data["y_train"].copy()
-    training.distill(data, settings)
+    distillation.distill(data, settings)
     assert len(data["x_train"]) == len(data["y_train"]) == 45 and data["unlabeled_rows"] == 5
     np.testing.assert_allclose(data["y_train"][:40], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
     np.testing.assert_allclose(data["y_train"][40:], np.tile(TEACHER_MEAN, (5, 1)), atol=1e-6)
@@ -70,13 +69,13 @@ def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tm
 
 
 def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path):
-    assert settings_for([tmp_path / "t.keras"])["distill"] == training.DISTILL == 0.5
-    assert settings_for(None)["distill"] == 0 and settings_for(None)["teachers"] == []
+    assert settings_for([tmp_path / "t.keras"])["distill"] == DISTILL == 0.5
+    assert settings_for(None)["distill"] == 0 and settings_for(None)["teachers"] == ()
     for teachers, distill, problem in (([], 0.5, "give --teacher"), (["t.keras"], 1.5, "at most 1"),
                                        (["t.keras"], 0.0, "above 0")):
-        with pytest.raises(training.InputError, match=problem):
+        with pytest.raises(InputError, match=problem):
             settings_for(teachers, distill)
-    with pytest.raises(training.InputError, match="--unlabeled.*give --teacher"):
+    with pytest.raises(InputError, match="--unlabeled.*give --teacher"):
         settings_for(None, extra=["--unlabeled", "test.csv"])
 
 
@@ -99,7 +98,7 @@ def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, s
     assert summary["teacher_train_accuracy"] < 0.3  # against the random labels
     assert run_script("predict.py", "--model", tmp_path / "student.keras", "--test", synthetic_files["labeled_test"],
                       "--out", tmp_path / "sub.csv") == 0
-    accuracy = float(capsys.readouterr().out.split("accuracy on ")[1].split(": ")[1].split()[0])
+    accuracy = submission_accuracy(tmp_path / "sub.csv", synthetic_files["test_labels"])
     assert accuracy >= 0.85
     assert len(read_rows(tmp_path / "sub.csv")) == 60
 

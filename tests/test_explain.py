@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, centre_faces, run_script, subprocess_env, synthetic_faces
-from fer import cli
+from fer import inference
 from fer.explain import METHODS, explain, randomized_copy, rank_correlation
 
 
@@ -21,7 +21,7 @@ def patch_mask(c):
 @pytest.fixture(scope="module")
 def model_and_faces(trained):
     x, y = synthetic_faces(21, seed=99)
-    return cli.load_model(trained / "cnn.keras"), x, y
+    return inference.load_model(trained / "cnn.keras"), x, y
 
 
 # Grad-CAM is left out here: on this data set a class can be told by the *absence* of patches elsewhere,
@@ -100,7 +100,7 @@ PIXEL_METHODS = [m for m in METHODS if m not in ("gradcam", "hirescam")]
 def test_every_method_points_at_the_one_region_that_carries_the_class(trained_centre, name):
     summary = json.loads((trained_centre / "cnn_summary.json").read_text())
     assert summary["best_val_accuracy"] > 0.9
-    model = cli.load_model(trained_centre / "cnn.keras")
+    model = inference.load_model(trained_centre / "cnn.keras")
     x, y = centre_faces(14, seed=5)
     maps = explain(name, model, x, y)
     centre = np.zeros((48, 48), bool)
@@ -114,7 +114,7 @@ def test_hirescam_points_at_the_signal_from_a_mid_level_layer(trained_centre):
     Measured on this model: HiResCAM median ratio 5.1, Grad-CAM 1.3 (its averaged gradients blur it)."""
     from fer.filters import resolve_layer
 
-    model = cli.load_model(trained_centre / "cnn.keras")
+    model = inference.load_model(trained_centre / "cnn.keras")
     x, y = centre_faces(14, seed=5)
     maps = explain("hirescam", model, x, y, layer=resolve_layer(model, "3"))
     assert maps.shape == (14, 48, 48)
@@ -130,12 +130,12 @@ def test_tensorflow_and_jax_give_the_same_vanilla_saliency(trained_centre, tmp_p
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import numpy as np; from fer import cli; "
             f"from fer.explain import explain; d = np.load({str(tmp_path / 'faces.npz')!r}); "
-            f"m = cli.load_model({str(trained_centre / 'cnn.keras')!r}); "
+            f"m = inference.load_model({str(trained_centre / 'cnn.keras')!r}); "
             f"np.save({str(tmp_path / 'jax.npy')!r}, explain('gradient', m, d['x'], d['y']))")
     done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(KERAS_BACKEND="jax"), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    here = explain("gradient", cli.load_model(trained_centre / "cnn.keras"), x, y)
+    here = explain("gradient", inference.load_model(trained_centre / "cnn.keras"), x, y)
     there = np.load(tmp_path / "jax.npy")
     np.testing.assert_allclose(there, here, rtol=1e-3, atol=1e-4 * here.max())
 
@@ -226,7 +226,8 @@ def trained_resnet(tmp_path_factory):
 def test_the_cam_tail_carries_a_layers_maps_to_the_models_own_logits(arch):
     """CAM gradients go through the rest of the network rebuilt from a layer's maps: it must compute exactly
     what the whole model computes, shortcuts included."""
-    from fer.explain import cam_layers, head_logits, layer_model, logits_function, tail_model
+    from fer.explain import cam_layers, head_logits, logits_function, tail_model
+    from fer.layers import layer_model
     from fer.models import build_cnn
 
     import keras
@@ -248,7 +249,7 @@ def test_resnet_learns_and_hirescam_at_a_block_output_points_at_the_signal(train
 
     summary = json.loads((trained_resnet / "cnn_summary.json").read_text())
     assert summary["best_val_accuracy"] > 0.9 and summary["architecture"] == "resnet"
-    model = cli.load_model(trained_resnet / "cnn.keras")
+    model = inference.load_model(trained_resnet / "cnn.keras")
     x, y = centre_faces(14, seed=5)
     layer = resolve_layer(model, "3")
     assert layer.name == "block2"

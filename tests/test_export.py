@@ -1,9 +1,11 @@
 """export_model.py: a smaller file that predicts exactly the same; scripts fall back to the shipped model."""
+import json
+
 import keras
 import numpy as np
 
 from conftest import read_rows, run_script, synthetic_faces
-from fer import cli
+from fer import cli, inference
 
 
 def test_export_drops_optimizer_state_and_predicts_the_same(trained, tmp_path):
@@ -11,8 +13,8 @@ def test_export_drops_optimizer_state_and_predicts_the_same(trained, tmp_path):
     assert run_script("export_model.py", trained / "cnn.keras", "--out", out) == 0
     assert out.stat().st_size < 0.6 * (trained / "cnn.keras").stat().st_size
     x, _ = synthetic_faces(16, seed=3)
-    before = cli.load_model(trained / "cnn.keras").predict(x[..., None].astype("float32"), verbose=0)
-    after = cli.load_model(out).predict(x[..., None].astype("float32"), verbose=0)
+    before = inference.load_model(trained / "cnn.keras").predict(x[..., None].astype("float32"), verbose=0)
+    after = inference.load_model(out).predict(x[..., None].astype("float32"), verbose=0)
     np.testing.assert_allclose(after, before, atol=1e-6)
     card = (out.parent / "MODEL_CARD.md").read_text()
     summary = (out.parent / "cnn_summary.json").read_text()
@@ -50,11 +52,11 @@ def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_
     numbers = sum(int(np.prod(w.shape)) for w in stored.weights)
     assert full.stat().st_size - half.stat().st_size >= 0.9 * 2 * numbers  # two bytes saved per number
     assert {w.dtype for w in stored.weights} == {"float16"}
-    loaded = cli.load_model(half)
+    loaded = inference.load_model(half)
     assert {w.dtype for w in loaded.weights} == {"float32"}  # widened: explanations need float32 gradients
     x, y = synthetic_faces(200, seed=4)
     x = x[..., None].astype("float32")
-    before = cli.load_model(full).predict(x, verbose=0)
+    before = inference.load_model(full).predict(x, verbose=0)
     after = loaded.predict(x, verbose=0)
     assert 0 < np.abs(after - before).max() < 1e-2  # rounded, but only just
     assert (after.argmax(1) == before.argmax(1)).mean() >= 0.99
@@ -90,3 +92,49 @@ def test_a_half_export_writes_nothing_on_stderr(trained, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and "float16" in done.stdout
+
+
+def test_an_exported_model_loads_in_plain_keras_and_predicts_the_same(trained, tmp_path):
+    """In a fresh Python that never imports this project, from a folder outside it."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    x = np.random.default_rng(3).integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    expected = inference.load_model(trained / "cnn.keras").predict(x, verbose=0)
+    for half, tolerance in ((False, 1e-5), (True, 5e-3)):  # a --half file computes in float16 in plain Keras
+        out = tmp_path / ("half" if half else "full") / "cnn.keras"
+        assert run_script("export_model.py", trained / "cnn.keras", "--out", out, *(["--half"] if half else [])) == 0
+        code = ("import keras, numpy as np; m = keras.saving.load_model('cnn.keras'); "
+                "np.save('p.npy', m.predict(np.load('../x.npy'), verbose=0))")
+        done = subprocess.run([sys.executable, "-c", code], cwd=out.parent, env=subprocess_env(), capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        probabilities = np.load(out.parent / "p.npy")
+        assert probabilities.shape == (16, 7)
+        np.testing.assert_allclose(probabilities, expected, atol=tolerance)
+
+
+def test_savedmodel_and_litert_exports_agree_with_the_keras_model(trained, synthetic_files, tmp_path):
+    import pytest
+
+    from fer import backend, records
+
+    if backend.name() != "tensorflow":
+        pytest.skip("SavedModel and LiteRT are TensorFlow's formats")
+    out = tmp_path / "shipped" / "cnn.keras"
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", out, "--format", "savedmodel",
+                      "--format", "litert") == 0
+    assert (out.parent / "cnn_savedmodel" / "saved_model.pb").exists() and (out.parent / "cnn.tflite").exists()
+    validation, _ = records.load_validation(synthetic_files["train"], trained / "cnn.keras")
+    x = validation.x.reshape(-1, 48, 48, 1).astype("float32")
+    expected = inference.load_model(trained / "cnn.keras").predict(x, verbose=0)
+    for kind, path in (("savedmodel", out.parent / "cnn_savedmodel"), ("litert", out.parent / "cnn.tflite")):
+        probabilities = backend.predict_exported(path, kind, x)
+        assert probabilities.shape == (len(x), 7)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-3)
+    summary = json.loads((out.parent / "cnn_summary.json").read_text())
+    assert set(summary["formats"]) == {"savedmodel", "litert"}
+    assert all(f["largest_probability_change"] < 1e-3 for f in summary["formats"].values())

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from fer import cli
+from fer import inference
 from fer.filters import ascend, conv_activations, feature_maps, mean_activation, resolve_layer
 
 
 @pytest.fixture(scope="module")
 def model(trained):
-    return cli.load_model(trained / "cnn.keras")
+    return inference.load_model(trained / "cnn.keras")
 
 
 @pytest.mark.parametrize("which", ["0", "-1"])
@@ -42,7 +42,7 @@ def test_layers_by_index_and_name(model):
 
 
 def test_resnet_layers_are_its_activations_and_block_outputs_not_its_shortcuts(tmp_path):
-    from fer import backend
+    from fer import backend, inference
     from fer.models import build_cnn
 
     for batchnorm in (True, False):
@@ -56,7 +56,7 @@ def test_resnet_layers_are_its_activations_and_block_outputs_not_its_shortcuts(t
         build_cnn("resnet", width=0.25).save(tmp_path / "resnet.keras")
     finally:
         backend.set_precision("float32")
-    loaded = cli.load_model(tmp_path / "resnet.keras")
+    loaded = inference.load_model(tmp_path / "resnet.keras")
     assert conv_activations(loaded)[1::2] == ["block1", "block2", "block3", "block4"]
     assert resolve_layer(loaded, "-1").name == "block4"
 

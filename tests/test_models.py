@@ -27,9 +27,17 @@ def test_width_multiplier_scales_the_default():
     assert 3.2 < full / small < 4.2  # conv weights scale with width squared
 
 
-def test_a_single_layer_cannot_match_a_small_cnn_and_says_so():
+def test_a_single_layer_cannot_match_a_small_cnn_and_train_dnn_says_so(tmp_path, capsys):
     widths = match_widths(20_000, 1)  # one layer moves in steps of 2,314 parameters
     assert abs(dnn_parameters(widths) - 20_000) / 20_000 > 0.01
+    from conftest import ROOT, run_script
+
+    assert run_script("train_dnn.py", "--train", ROOT / "data/sample/train.csv.xz", "--preset", "smoke",
+                      "--params", "20000", "--depth", "1", "--model", tmp_path / "dnn.keras") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --depth: 1 hidden layer(s) can't come within 1% of 20,000 parameters") and \
+        "use --depth 2" in err and err.count("\n") == 1
+    assert not (tmp_path / "dnn.keras").exists()
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

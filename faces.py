@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Find every face in photos and read its expression.
+
+Each face is found by OpenCV's frontal-face detector, cut out with a margin around the detector's box, greyed
+and shrunk to 48x48 as FER2013's faces were made, and classified by the model. Writes, in --out:
+    <photo>_faces.png   the photo with each face boxed and labelled, and the 7 probabilities of each face
+    faces.csv           one row per face: file,x,y,w,h,label,p_Angry,...,p_Neutral (box in the photo's pixels)
+A photo with no face is reported and skipped. Files that are not images are reported once the others are
+done, in one `error:` line, and the exit status is then 2.
+
+    python faces.py photo.jpg --out out/
+    python faces.py photos/ --out out/ --tta --saliency
+"""
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fer import CLASSES, cli, inference
+from fer.atomic import write_text
+from fer.errors import InputError
+from fer.explain import CAM_METHODS, check_explainable, explain
+from fer.layers import conv_activations
+from fer.outputs import check_outputs
+from fer.photos import crop_face, find_faces, photo_paths, read_photo
+
+
+def parse_args():
+    parser = cli.parser(__doc__)
+    parser.add_argument("photos", nargs="+", metavar="PHOTO", help="images (JPEG, PNG...) or folders of them")
+    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--model", action="append", metavar="M.keras",
+                        help=f"repeat to average several (default {cli.DEFAULT_MODEL_WORDS})")
+    parser.add_argument("--tta", nargs="?", const="zoom", choices=["flip", "zoom"],
+                        help="average each face with its mirror image (and zooms), as predict.py --tta")
+    parser.add_argument("--saliency", action="store_true",
+                        help="draw where each face's expression was read (HiResCAM; the gradient for a DNN)")
+    parser.add_argument("--min-face", type=cli.number(int, 12), default=30, metavar="PIXELS",
+                        help="smallest face to look for, in the photo's pixels (default 30)")
+    return parser.parse_args()
+
+
+def saliency_maps(model, path, faces, labels):
+    """Where the model read each face's predicted expression: HiResCAM, or the gradient for a model without
+    convolutions."""
+    method = "hirescam" if conv_activations(model) else "gradient"
+    check_explainable(model, path, [method])
+    return method, explain(method, model, faces.astype("float32"), labels)
+
+
+def draw(rgb, boxes, faces, probabilities, maps, title, path):
+    """The photo with each face boxed and labelled; beside it, per face, the crop (with its saliency map) and a
+    bar chart of the 7 probabilities."""
+    from fer.plots import plt, save
+
+    rows = max(1, len(boxes))
+    fig = plt.figure(figsize=(12, max(4.5, 1.9 * rows)), layout="constrained")
+    grid = fig.add_gridspec(rows, 3, width_ratios=[3, 0.8, 1.6])
+    photo = fig.add_subplot(grid[:, 0])
+    photo.imshow(rgb)
+    photo.set_axis_off()
+    photo.set_title(title)
+    for i, ((x, y, w, h), p) in enumerate(zip(boxes, probabilities)):
+        colour = plt.cm.tab10(i % 10)
+        photo.add_patch(plt.Rectangle((x, y), w, h, fill=False, lw=2, color=colour))
+        photo.text(x, y - 4, f"{i + 1}: {CLASSES[p.argmax()]} {p.max():.0%}", color="white", fontsize=11,
+                   va="bottom", bbox=dict(facecolor=colour, alpha=0.85, pad=2, lw=0))
+        crop = fig.add_subplot(grid[i, 1])
+        crop.imshow(faces[i], cmap="gray", vmin=0, vmax=255)
+        if maps is not None:
+            crop.imshow(maps[i], cmap="jet", alpha=0.45, vmin=0, vmax=max(float(maps[i].max()), 1e-9))
+        crop.set_axis_off()
+        crop.set_title(f"face {i + 1}", fontsize=10)
+        bars = fig.add_subplot(grid[i, 2])
+        bars.barh(range(len(CLASSES)), p, color=[colour if k == p.argmax() else "lightgray" for k in range(len(p))])
+        bars.set_yticks(range(len(CLASSES)), CLASSES, fontsize=9)
+        bars.invert_yaxis()
+        bars.set_xlim(0, 1)
+        bars.tick_params(axis="x", labelsize=9)
+    return save(fig, path)
+
+
+def csv_rows(photo, boxes, probabilities):
+    return [[str(photo), *box, CLASSES[p.argmax()], *(f"{v:.4f}" for v in p)] for box, p in zip(boxes, probabilities)]
+
+
+def main():
+    args = parse_args()
+    out = Path(args.out)
+    paths = photo_paths(args.photos)
+    model_paths = args.model or [cli.default_model()]
+    figures = {photo: out / f"{photo.stem}_faces.png" for photo in paths}
+    check_outputs([out / "faces.csv", *figures.values()], inputs=[*paths, *model_paths])
+    models = [inference.load_model(path) for path in model_paths]
+
+    rows, refused = [], []
+    for photo in paths:
+        try:
+            rgb, grey = read_photo(photo)
+        except InputError as exc:  # the other photos are still read; the refusal is reported at the end
+            refused.append(exc)
+            continue
+        boxes = find_faces(grey, args.min_face)
+        if not boxes:
+            print(f"{photo}: no face found ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
+            continue
+        faces = np.stack([crop_face(grey, box) for box in boxes])
+        probabilities = inference.predict_probabilities(models, faces, args.tta)
+        maps, method = None, ""
+        if args.saliency:
+            method, maps = saliency_maps(models[0], model_paths[0], faces, probabilities.argmax(1))
+            method = f", {method}" + (" map" if method in CAM_METHODS else "")
+        title = f"{photo.name}: {len(boxes)} face{'s' if len(boxes) > 1 else ''}{method}"
+        draw(rgb, boxes, faces, probabilities, maps, title, figures[photo])
+        rows += csv_rows(photo, boxes, probabilities)
+        found = ", ".join(f"{CLASSES[p.argmax()]} {p.max():.0%}" for p in probabilities)
+        print(f"{photo}: {len(boxes)} face{'s' if len(boxes) > 1 else ''} ({found}); wrote {figures[photo]}")
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "x", "y", "w", "h", "label", *(f"p_{name}" for name in CLASSES)])
+    writer.writerows(rows)
+    write_text(out / "faces.csv", buffer.getvalue())
+    print(f"wrote {out / 'faces.csv'}: {len(rows)} face(s) in {len(paths) - len(refused)} photo(s)")
+    if refused:
+        more = f" (and {len(refused) - 1} more: {', '.join(e.path for e in refused[1:])})" if len(refused) > 1 else ""
+        print(f"error: {refused[0]}{more}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli.run(main)

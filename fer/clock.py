@@ -1,0 +1,81 @@
+"""Runs timed to the clock (--minutes, the cpu preset's half hour): how many epochs fit, and a learning rate
+paced by the time used rather than by the epoch count."""
+import json
+import time
+
+import keras
+import numpy as np
+
+BUDGET_RESERVE_S = 20  # of a timed run: after training, the figure and a test-set prediction
+PROCESS_START = time.perf_counter()  # the package loads first thing; a budget counts from here
+
+
+def plan(minutes, n_train, n_val, rates, started):
+    """(cap, budget) of a run timed to `minutes`: as many epochs as fit the time left, counted from `started`,
+    at the measured training and validation `rates` (images/s); the cap leaves room for the machine to speed up."""
+    epoch = n_train / rates["train"] + n_val / rates["val"]
+    elapsed = time.perf_counter() - started
+    planned = max(1, int((minutes * 60 - elapsed - BUDGET_RESERVE_S) // epoch))
+    cap = planned + max(1, planned // 2)
+    return cap, {"minutes": minutes, "train_images_per_second": round(rates["train"], 1),
+                 "val_images_per_second": round(rates["val"], 1), "epoch_seconds": round(epoch, 1),
+                 "planned_epochs": planned, "cap_epochs": cap}
+
+
+def saved_plan(path, minutes):
+    """(cap, budget) that an interrupted run of the same length saved at `path`, else None."""
+    if not path.exists():
+        return None
+    budget = json.loads(path.read_text())
+    return (budget["cap_epochs"], budget) if budget.get("minutes") == minutes else None
+
+
+class ClockSchedule(keras.callbacks.Callback):
+    """Warm-up, then cosine decay paced by the clock: each epoch's learning rate is the cosine at the share of
+    the time budget its middle will have used (or of the epoch cap, if that is further on), and training stops
+    when the next epoch would not end in time. So a machine that slows down mid-run still ends on time with the
+    learning rate near zero. One rate per epoch: under JAX the rate reaches the compiled step at epoch starts.
+
+    budget_s: seconds for training, counted from `spent_s` already used (loading, earlier sessions' epochs);
+    epoch_s: the expected length of an epoch, until one has been timed.
+    """
+
+    def __init__(self, lr, warmup_epochs, cap_epochs, budget_s, spent_s, epoch_s, done_rows=(),
+                 clock=time.perf_counter):
+        super().__init__()
+        self.lr, self.warmup, self.cap, self.budget = lr, warmup_epochs, cap_epochs, budget_s
+        self.spent, self.epoch_s, self.clock = spent_s, epoch_s, clock
+        self.between = 0.0  # checkpoints and backup after an epoch, before the next begins
+        self.ended = None
+        rows = list(done_rows)
+        self.warm_end = (spent_s - sum(r["epoch_seconds"] for r in rows[warmup_epochs:])
+                         if len(rows) >= warmup_epochs else None)
+        if rows:
+            self.epoch_s = rows[-1]["epoch_seconds"]
+
+    def on_train_begin(self, logs=None):
+        self.t0 = self.clock() - self.spent
+
+    def rate_for(self, epoch, elapsed):
+        if epoch < self.warmup:  # the mean of a linear ramp from lr/10 to lr across the warm-up
+            return self.lr * (0.1 + 0.9 * (epoch + 0.5) / self.warmup)
+        warm_end = elapsed if self.warm_end is None else self.warm_end
+        by_time = (elapsed + self.epoch_s / 2 - warm_end) / max(1e-9, self.budget - warm_end)
+        by_epochs = (epoch + 0.5 - self.warmup) / max(1, self.cap - self.warmup)
+        progress = min(1.0, max(by_time, by_epochs, 0.0))
+        return self.lr * 0.5 * (1 + np.cos(np.pi * progress))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = self.clock()
+        if self.ended is not None:
+            self.between = self.started - self.ended
+        elapsed = self.started - self.t0
+        if epoch == self.warmup and self.warm_end is None:
+            self.warm_end = elapsed
+        self.model.optimizer.learning_rate = float(self.rate_for(epoch, elapsed))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ended = self.clock()
+        self.epoch_s = self.ended - self.started + self.between  # the next one, as this one went
+        if self.ended - self.t0 + self.epoch_s > self.budget:
+            self.model.stop_training = True

@@ -1,0 +1,114 @@
+"""Using trained models: loading them (in float32), predicting with ensembles and test-time augmentation,
+and the Kaggle submission."""
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import CLASSES, IMAGE_SIZE, backend, quiet_native_stderr
+from .atomic import write_text
+from .augment import TTA_ZOOMS, RandomAffine, RandomErasing, tta_views  # importing it registers those layers
+from .data import as_input, load_faces, test_rows
+from .errors import InputError
+
+
+TRAINING_ONLY = {RandomAffine.__name__, RandomErasing.__name__}
+
+
+def load_model(path):
+    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
+    if not path.is_file():
+        raise InputError(path, "is not a file (a .keras model is one zip file)")
+    try:
+        # TensorFlow's oneDNN logs an E0000 line from C++ when it builds float16 weights (the shipped model's)
+        # on a CPU without AVX-512 fp16, then runs them correctly: noise on the scripts' one-line stderr.
+        with quiet_native_stderr():
+            model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file that is not a model
+        raise InputError(path, f"not a loadable Keras model ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InputError(path, "expected a model with one input and one output "
+                               f"(has {len(getattr(model, 'inputs', []))} and {len(getattr(model, 'outputs', []))})")
+    shape, output = tuple(model.inputs[0].shape[1:]), tuple(model.outputs[0].shape[1:])
+    if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise InputError(path, f"model input is {shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE}, 1) grayscale faces")
+    if output != (len(CLASSES),):
+        raise InputError(path, f"model output is {output}, expected the {len(CLASSES)} expression probabilities")
+    return in_float32(model)
+
+
+def in_float32(model):
+    """The same model computing in float32.
+
+    A model trained in mixed precision is saved with its 16-bit policy and would load computing in
+    bfloat16: ten times slower on CPUs without AMX, and too coarse for gradients of explanations.
+    Its weights are float32, so rebuilding from the config with float32 policies is exact. A model
+    exported with float16 weights (export_model.py --half) is rebuilt the same way, its weights widened.
+    """
+    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
+    if policies <= {"float32"}:
+        return model
+    return with_policy(model, "float32")
+
+
+def with_policy(model, policy, portable=False):
+    """Rebuild a functional model with every layer under one dtype policy, weights cast to match.
+
+    portable: the training-only layers (the augmentation warp, random erasing: the identity at inference) become
+    Keras's own Identity layers, so that the file loads with plain `keras.saving.load_model` anywhere, without
+    this project's code, and predicts the same."""
+    def replace(node):
+        if isinstance(node, dict):
+            if portable and node.get("class_name") in TRAINING_ONLY:
+                return {"module": "keras.layers", "class_name": "Identity", "registered_name": None,
+                        "config": {"name": node["config"]["name"], "trainable": False, "dtype": policy},
+                        **({"inbound_nodes": replace(node["inbound_nodes"])} if "inbound_nodes" in node else {}),
+                        "name": node.get("name", node["config"]["name"])}
+            return {key: replace(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [replace(value) for value in node]
+        return policy if node in ("float32", "float16", "mixed_bfloat16", "mixed_float16") else node
+
+    rebuilt = model.__class__.from_config(replace(model.get_config()))
+    rebuilt.set_weights([w.astype(v.dtype) for w, v in zip(model.get_weights(), rebuilt.weights)])
+    return rebuilt
+
+
+def predict_probabilities(models, x, tta=None, batch_size=256):
+    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
+    x = as_input(x)
+    views = list(tta_views(x, TTA_ZOOMS[tta])) if tta else [x]
+    total = 0
+    for view in views:
+        feed = backend.ordered_feed(view, batch_size=batch_size)  # one feed (a copy under TensorFlow) per view
+        for model in models:
+            total = total + model.predict(**feed, verbose=0)
+    return total / (len(models) * len(views))
+
+
+def write_submission(path, ids, labels):
+    buffer = io.StringIO()
+    buffer.write("id,label\n")
+    for i, label in zip(ids, labels):
+        buffer.write(f"{int(i)},{int(label)}\n")
+    write_text(path, buffer.getvalue())
+
+
+def class_counts(labels):
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    return ", ".join(f"{name} {c}" for name, c in zip(CLASSES, counts))
+
+
+def load_test(path):
+    """Faces to predict, with ids: test.csv's own ids, else row numbers (PrivateTest of fer2013.csv)."""
+    faces = load_faces(path)
+    faces = faces.subset(test_rows(faces))
+    if len(faces) == 0:
+        raise InputError(path, "no rows to predict (fer2013.csv without PrivateTest rows?)")
+    if faces.ids is None:
+        faces.ids = np.arange(len(faces))
+    return faces

@@ -1,0 +1,37 @@
+"""Reaching inside a model: sub-models that end at a layer, and the activation after each convolution."""
+import keras
+
+
+def layer_model(model, output):
+    """raw pixels -> `output` (a layer's output or input tensor) of `model`."""
+    return keras.Model(model.input, output)
+
+
+ACTIVATIONS = (keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.ReLU)
+
+
+def conv_activations(model):
+    """Names of the layers that give convolutional feature maps after their non-linearity: for each Conv2D,
+    the first activation downstream of it (conv -> BN -> activation, or in a residual block conv -> BN -> sum ->
+    activation). A residual block's 1x1 projections (named shortcut*) are not listed."""
+    consumers = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
+            consumers.setdefault(id(tensor._keras_history.operation), []).append(layer)
+    names = []
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2D) or layer.name.startswith("shortcut"):
+            continue
+        node = layer
+        for _ in range(3):
+            after = consumers.get(id(node), [])
+            if len(after) != 1 or not isinstance(after[0], (keras.layers.BatchNormalization, keras.layers.Add,
+                                                             *ACTIVATIONS)):
+                break
+            node = after[0]
+            if isinstance(node, ACTIVATIONS):
+                break
+        names.append((node if isinstance(node, ACTIVATIONS) else layer).name)
+    return list(dict.fromkeys(names))

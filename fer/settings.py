@@ -1,0 +1,97 @@
+"""A run's settings: the presets, the defaults, and resolve(), which turns a script's flags into one immutable
+mapping that every part of a run reads and none changes."""
+import json
+from types import MappingProxyType
+
+from . import backend
+from .errors import InputError
+
+
+# Budgets. Flags given on the command line override the preset's values. Each choice below won on the
+# validation split; the runs behind it are in bench/results/ (TABLE.md, README.md).
+PRESETS = {
+    "smoke": dict(epochs=2, batch_size=32, precision="float32", limit=512, lr=2e-3, augment_scale=0.5, width=1.0),
+    "sample": dict(epochs=12, batch_size=32, precision="float32", limit=None, lr=2e-3, augment_scale=0.5, width=1.0),
+    # precision "auto": bfloat16 only where the CPU has bfloat16 instructions; elsewhere TensorFlow emulates it
+    # and trains far slower than in float32.
+    # epochs "auto": train_cnn.py times the run to CPU_MINUTES, so the half hour is used on any CPU; scripts
+    # that compare runs take a fixed count instead (resolve()).
+    # Half-strength warps: a run this short learns faster with milder augmentation. Width 1.0: at equal time a
+    # wider network did no better. lr 4e-3: better than 2e-3 in the half hour, and sooner at 60%.
+    "cpu": dict(epochs="auto", batch_size=128, precision="auto", limit=None, lr=4e-3, augment_scale=0.5, width=1.0),
+    # 1.5x the channels: better than 1.0x at 60 epochs, and the widest whose float16 file stays under 10 MB.
+    "gpu": dict(epochs=60, batch_size=128, precision="bfloat16", limit=None, lr=1e-3, augment_scale=1.0, width=1.5),
+}
+
+
+DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
+                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
+                minutes=None, teachers=(), distill=0.0, unlabeled=())
+DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
+CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
+
+
+def resolve(args, network=True, timed=False):
+    """Preset values, then defaults, then whatever the command line said: one immutable mapping.
+
+    network: the script trains CNNs, so the width is a setting of its runs (not of train_dnn.py's);
+    timed: the script takes --minutes, so the cpu preset's "auto" epochs mean its half hour (train_cnn.py),
+    where scripts that compare runs take a fixed count instead."""
+    flags = vars(args)
+    preset = flags.get("preset") or "auto"
+    if preset == "auto":
+        preset = "gpu" if backend.has_gpu() else "cpu"
+    chosen = {**DEFAULTS, **PRESETS[preset], "preset": preset}
+    for key in [*PRESETS["cpu"], *DEFAULTS]:
+        if flags.get(key) is not None:
+            chosen[key] = flags[key]
+    if chosen["minutes"] is not None:
+        if flags.get("epochs") is not None:
+            raise InputError("--minutes", "give --minutes or --epochs, not both")
+        chosen["epochs"] = "auto"
+    elif chosen["epochs"] == "auto" and timed:
+        chosen["minutes"] = CPU_MINUTES  # train_cnn.py: fit the epochs to the preset's half hour
+    fast_bfloat16 = "auto" in (chosen["precision"], chosen["epochs"]) and backend.cpu_bfloat16_is_fast()
+    if chosen["precision"] == "auto":
+        chosen["precision"] = "bfloat16" if fast_bfloat16 else "float32"
+    if chosen["epochs"] == "auto" and chosen["minutes"] is None:
+        # Scripts that compare runs (ablation, semi-supervised, the DNN) need one fixed count.
+        chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
+    if not network:  # train_dnn.py: the width is not a setting of its runs
+        del chosen["width"]
+    if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
+        raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
+    if chosen["teachers"] and flags.get("distill") is None:
+        chosen["distill"] = DISTILL
+    if chosen["distill"] and not chosen["teachers"]:
+        raise InputError("--distill", "needs the models to learn from: give --teacher")
+    if chosen["unlabeled"] and not chosen["teachers"]:
+        raise InputError("--unlabeled", "needs the models that label them: give --teacher")
+    chosen["teachers"] = tuple(str(path) for path in chosen["teachers"])
+    chosen["unlabeled"] = tuple(str(path) for path in chosen["unlabeled"])
+    return frozen(chosen)
+
+
+def frozen(settings):
+    """An immutable copy: a variant of a run is made with `frozen({**settings, key: value})`."""
+    return MappingProxyType(dict(settings))
+
+
+def as_record(settings):
+    """The settings as JSON would give them back (tuples as lists), for the records and their comparisons."""
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k != "preset"}))
+
+
+def with_new_defaults(before, now):
+    """A run's recorded settings, plus the settings added since then that hold their default now:
+    such a setting counts as unchanged."""
+    defaults = as_record(DEFAULTS)
+    added = {k: v for k, v in defaults.items() if k not in before and now.get(k) == v}
+    return {**before, **added}
+
+
+def require_validation(settings, script):
+    """Refuse --val-fraction 0 in a script whose results are validation accuracies."""
+    if settings["val_fraction"] == 0:
+        raise InputError("--val-fraction", f"{script} compares validation accuracies, so it needs held-out faces: "
+                                           "give a share above 0")

@@ -1,0 +1,73 @@
+"""faces.py on real photos that scikit-image ships: the astronaut's face found where it is and classified,
+a photo without a face reported, a file that is not an image refused after the others."""
+import cv2
+import numpy as np
+import pytest
+from skimage import data as photos
+
+from conftest import read_rows, refused, run_script
+from fer import CLASSES
+from fer.photos import crop_face, find_faces
+
+ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
+
+
+def overlap(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+@pytest.fixture
+def astronaut(tmp_path):
+    path = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(photos.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_the_detector_finds_the_astronaut_and_crops_her_face_as_fer2013_does(astronaut):
+    grey = cv2.imread(str(astronaut), cv2.IMREAD_GRAYSCALE)
+    (box,) = find_faces(grey)
+    assert overlap(box, ASTRONAUT_FACE) > 0.6
+    face = crop_face(grey, box)
+    assert face.shape == (48, 48) and face.dtype == np.uint8
+    # the crop holds the face and a margin: its centre is the middle of the box, scaled
+    x, y, w, h = box
+    side = w * 1.4
+    middle = cv2.resize(grey[int(y + h / 2 - side / 2):int(y + h / 2 + side / 2),
+                             int(x + w / 2 - side / 2):int(x + w / 2 + side / 2)], (48, 48),
+                        interpolation=cv2.INTER_AREA)
+    assert np.abs(middle.astype(int) - face.astype(int)).mean() < 4
+    # near the border the photo's edge is repeated, not cut short
+    assert crop_face(grey, (0, 0, 60, 60)).shape == (48, 48)
+
+
+def test_faces_script_boxes_and_classifies_every_face(trained, astronaut, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_script("faces.py", astronaut, "--out", out, "--model", trained / "cnn.keras", "--saliency") == 0
+    (row,) = read_rows(out / "faces.csv")
+    assert row["file"] == str(astronaut)
+    assert overlap(tuple(int(row[k]) for k in "xywh"), ASTRONAUT_FACE) > 0.6
+    probabilities = [float(row[f"p_{name}"]) for name in CLASSES]
+    assert abs(sum(probabilities) - 1) < 2e-3 and max(probabilities) == float(row[f"p_{row['label']}"])
+    figure = (out / "astronaut_faces.png").read_bytes()
+    assert figure.startswith(b"\x89PNG") and len(figure) > 50_000
+
+
+def test_a_photo_without_a_face_is_a_line_and_a_non_image_is_refused_after_the_others(trained, astronaut, tmp_path,
+                                                                                        capsys):
+    sky = tmp_path / "sky.png"
+    cv2.imwrite(str(sky), np.tile(np.linspace(80, 220, 300, dtype=np.uint8)[:, None], (1, 400)))
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a picture")
+    out = tmp_path / "out"
+    line = refused(capsys, "faces.py", broken, sky, astronaut, "--out", out, "--model", trained / "cnn.keras",
+                   inputs=[broken, sky, astronaut])
+    assert line.startswith(f"error: {broken}: not an image")
+    assert len(read_rows(out / "faces.csv")) == 1 and (out / "astronaut_faces.png").exists()  # the others done
+    capsys.readouterr()
+    assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras") == 0
+    assert f"{sky}: no face found" in capsys.readouterr().out
+    assert read_rows(out / "faces.csv") == [] and not (out / "sky_faces.png").exists()
