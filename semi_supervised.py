@@ -161,7 +161,7 @@ def main():
              f"{split['train_rows']:,} training faces" + (f" + {len(extra):,} test faces" if len(extra) else ""))
     figure = draw(results, full["best_val_accuracy"], title, Path(args.out) / "semi_supervised.png")
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
-        {"title": title, "data": str(args.data), "test": args.test, "settings": settings, "split": split,
+        {"title": title, "data": str(args.data), "test": args.test, "settings": dict(settings), "split": split,
          "selection": selection, "results": table}, indent=2) + "\n")
     records.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
                                   f"supervised {t['supervised_val_accuracy']:.4f}  ->  pseudo-labels "

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_cnn_settings
-from fer import clock, records, training
+from fer import records, training
+from fer.clock import BUDGET_RESERVE_S, ClockSchedule
 from fer.settings import CPU_MINUTES, DEFAULTS
 
 
@@ -35,7 +36,7 @@ def budget_data(n_train=1000, n_val=400):
 def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "measure_speed", lambda *a, **k: {"train": 100.0, "val": 400.0})
     paths = records.output_paths(tmp_path / "cnn.keras", tmp_path)
-    reserve = clock.BUDGET_RESERVE_S
+    reserve = BUDGET_RESERVE_S
 
     def plan(minutes, spent=0.0, data=None):
         cap, budget = training.epochs_for_budget(data or budget_data(), {"minutes": minutes}, paths,
@@ -102,7 +103,7 @@ def run_clock(durations, cap, budget_s, spent_s=0.0, epoch_s=10.0, done_rows=(),
     (learning rate of each epoch run, seconds used at the end, the callback)."""
     clock = FakeClock()
     model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False)
-    schedule = clock.ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
+    schedule = ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
     schedule.set_model(model)
     schedule.on_train_begin()
     rates = []
@@ -150,10 +151,10 @@ def test_a_resumed_clock_schedule_gives_the_rates_of_the_uninterrupted_run():
 def test_a_timed_run_learns_anneals_and_records_its_budget(synthetic_files, tmp_path):
     out = tmp_path / "cnn.keras"
     assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--no-augment",
-                      "--minutes", "0.6", "--model", out, "--figures", tmp_path) == 0
+                      "--minutes", "1", "--model", out, "--figures", tmp_path) == 0
     summary = json.loads((tmp_path / "cnn_summary.json").read_text())
     budget = summary["budget"]
-    assert summary["settings"]["minutes"] == 0.6 and summary["settings"]["epochs"] == budget["cap_epochs"]
+    assert summary["settings"]["minutes"] == 1 and summary["settings"]["epochs"] == budget["cap_epochs"]
     assert budget["train_images_per_second"] > 0 and budget["planned_epochs"] >= 1
     rows = read_rows(tmp_path / "cnn_history.csv")
     assert 2 <= len(rows) <= budget["cap_epochs"]

@@ -5,11 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import QUICK, read_rows, run_script, submission_accuracy, synthetic_faces, train_cnn_settings, write_csv
+from conftest import (QUICK, read_rows, refused, run_script, submission_accuracy, synthetic_faces, train_cnn_settings,
+                      write_csv)
 from fer import distillation
 from fer.data import prepare_data
 from fer.errors import InputError
-from fer.settings import DISTILL
+from fer.settings import DISTILL, frozen
 
 
 def constant_model(path, logits):
@@ -46,7 +47,7 @@ def two_teachers_at(tmp_path, distill):
 def test_targets_are_the_label_blended_with_the_teachers_mean(tmp_path):
     settings, data = two_teachers_at(tmp_path, distill=0.3)
     labels = data["y_train"].copy()
-    distillation.distill(data, settings)
+    data = distillation.distill(data, settings)
     np.testing.assert_allclose(data["y_train"], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
     np.testing.assert_allclose(data["y_train"].sum(1), 1, atol=1e-6)
     assert len(data["y_train"]) == 40 and data["teacher_accuracy"] == pytest.approx(np.mean(labels.argmax(1) == 0))
@@ -57,10 +58,10 @@ def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tm
     settings, data = two_teachers_at(tmp_path, distill=0.3)
     fresh, _ = synthetic_faces(5, seed=4)
     held_out = data["x_val"][:3].reshape(3, 48, 48).astype("uint8")  # a test file that repeats three validation faces
-    settings["unlabeled"] = [write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8),
-                                       header="id,feature")]
+    unlabeled = write_csv(tmp_path / "test.csv", np.concatenate([fresh, held_out]), range(8), header="id,feature")
+    settings = frozen({**settings, "unlabeled": (unlabeled,)})
     labels = data["y_train"].copy()
-    distillation.distill(data, settings)
+    data = distillation.distill(data, settings)
     assert len(data["x_train"]) == len(data["y_train"]) == 45 and data["unlabeled_rows"] == 5
     np.testing.assert_allclose(data["y_train"][:40], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
     np.testing.assert_allclose(data["y_train"][40:], np.tile(TEACHER_MEAN, (5, 1)), atol=1e-6)
@@ -68,13 +69,14 @@ def test_unlabeled_faces_train_on_the_teachers_mean_less_the_validation_faces(tm
     assert "left out 3 of 8 faces identical to validation faces" in capsys.readouterr().out
 
 
-def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path):
+def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path, capsys):
     assert settings_for([tmp_path / "t.keras"])["distill"] == DISTILL == 0.5
     assert settings_for(None)["distill"] == 0 and settings_for(None)["teachers"] == ()
-    for teachers, distill, problem in (([], 0.5, "give --teacher"), (["t.keras"], 1.5, "at most 1"),
-                                       (["t.keras"], 0.0, "above 0")):
-        with pytest.raises(InputError, match=problem):
-            settings_for(teachers, distill)
+    with pytest.raises(InputError, match="give --teacher"):
+        settings_for([], 0.5)
+    for distill, problem in ((1.5, "above 0 and at most 1, got 1.5"), (0.0, "above 0 and at most 1, got 0.0")):
+        assert refused(capsys, "train_cnn.py", "--train", "x.csv", "--teacher", "t.keras", "--distill",
+                       str(distill)) == f"error: --distill: must be {problem}"
     with pytest.raises(InputError, match="--unlabeled.*give --teacher"):
         settings_for(None, extra=["--unlabeled", "test.csv"])
 

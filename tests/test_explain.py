@@ -128,7 +128,7 @@ def test_tensorflow_and_jax_give_the_same_vanilla_saliency(trained_centre, tmp_p
     pytest.importorskip("jax")
     x, y = centre_faces(5, seed=6)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import numpy as np; from fer import cli; "
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import numpy as np; from fer import inference; "
             f"from fer.explain import explain; d = np.load({str(tmp_path / 'faces.npz')!r}); "
             f"m = inference.load_model({str(trained_centre / 'cnn.keras')!r}); "
             f"np.save({str(tmp_path / 'jax.npy')!r}, explain('gradient', m, d['x'], d['y']))")

@@ -268,12 +268,13 @@ def test_predict_refuses_a_bad_validate_file_before_writing(trained, synthetic_f
 
 
 def test_seed_leaves_the_validation_split_alone_and_split_seed_moves_it(synthetic_files):
-    from fer import training
+    from fer.data import prepare_data
+    from fer.settings import DEFAULTS, PRESETS
 
-    base = {**training.DEFAULTS, **training.PRESETS["smoke"]}
-    first = training.prepare_data(synthetic_files["train"], base)
-    reseeded = training.prepare_data(synthetic_files["train"], {**base, "seed": 3})
-    moved = training.prepare_data(synthetic_files["train"], {**base, "split_seed": 1})
+    base = {**DEFAULTS, **PRESETS["smoke"]}
+    first = prepare_data(synthetic_files["train"], base)
+    reseeded = prepare_data(synthetic_files["train"], {**base, "seed": 3})
+    moved = prepare_data(synthetic_files["train"], {**base, "split_seed": 1})
     np.testing.assert_array_equal(first["x_val"], reseeded["x_val"])  # an ensemble of seeds shares its faces
     assert reseeded["split"] == first["split"] and moved["split"]["seed"] == 1
     assert len(moved["x_val"]) == len(first["x_val"]) and not np.array_equal(moved["x_val"], first["x_val"])
