@@ -128,23 +128,23 @@ def main():
     out = Path(args.out)
     if out.suffix != ".keras":
         raise InputError(out, "the exported file must end in .keras")
-    formats = [format_path(out, kind) for kind in args.format if kind == "litert"]  # a SavedModel is a folder
-    check_outputs([out, records.summary_path(out), records.history_path(out), out.parent / "MODEL_CARD.md", *formats],
-                  inputs=[args.model, records.summary_path(args.model), records.history_path(args.model)])
     card = out.parent / "MODEL_CARD.md"
+    formats = [format_path(out, kind) for kind in args.format if kind == "litert"]  # a SavedModel is a folder
+    check_outputs([out, records.summary_path(out), records.history_path(out), card, *formats],
+                  inputs=[args.model, records.summary_path(args.model), records.history_path(args.model)])
     if card.exists() and not out.exists():  # the card of another model in that folder: not ours to replace
         raise InputError(card, f"describes another model in {out.parent}; export {out.name} into a folder of its own, "
                                "or remove that card first")
     summary, history, history_path = records_of(args.model)
     model = inference.load_model(args.model)  # loaded without compiling: saving it leaves the optimizer out
+    # The training-only layers become Identity: the file loads in plain Keras, without this project.
+    portable = inference.with_policy(model, "float32", portable=True)
     with quiet_native_stderr():  # oneDNN's note on building float16 layers where the CPU lacks AVX-512 fp16
-        # The training-only layers become Identity: the file loads in plain Keras, without this project.
-        exported = inference.with_policy(model, "float16" if args.half else "float32", portable=True)
+        exported = inference.with_policy(portable, "float16") if args.half else portable
     with atomic_path(out) as tmp:
         exported.save(tmp)
     size = out.stat().st_size
     weights = "float16" if args.half else "float32"
-    portable = inference.with_policy(model, "float32", portable=True)  # other formats keep float32
     differences = {kind: write_format(portable, out, kind) for kind in dict.fromkeys(args.format)}
     summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
                "largest_probability_change": rounding_change(model, out),
@@ -153,7 +153,7 @@ def main():
     write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
     with atomic_path(records.history_path(out)) as tmp:
         shutil.copyfile(history_path, tmp)
-    write_text(out.parent / "MODEL_CARD.md", model_card(summary, history, size, args.note))
+    write_text(card, model_card(summary, history, size, args.note))
     print(f"{args.model} -> {out}: {size / 2**20:.1f} MiB {weights} (checkpoint "
           f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), {records.validation_words(summary)}; "
           f"largest change of a probability on 256 random faces: {summary['largest_probability_change']:.1e}")

@@ -89,20 +89,10 @@ def timed_rate(model, feed, args):
 def training_flops(model):
     """One image's training FLOPs in the Conv2D and Dense layers: forward, weight gradient and input gradient,
     each as much as the forward pass, except the first such layer, whose input needs no gradient."""
-    import keras
+    from fer.models import layer_flops
 
-    total, first = 0, True
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            _, *spatial, c_out = layer.output.shape
-            size = 1
-            for d in spatial:
-                size *= d
-            kernel = layer.kernel_size[0] * layer.kernel_size[1] if isinstance(layer, keras.layers.Conv2D) else 1
-            forward = 2 * size * kernel * layer.input.shape[-1] * c_out
-            total += forward * (2 if first else 3)
-            first = False
-    return total
+    forward = [flops for flops in map(layer_flops, model.layers) if flops]
+    return 2 * forward[0] + 3 * sum(forward[1:])
 
 
 def convolutions_alone(model, batch_size):

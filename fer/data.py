@@ -5,7 +5,6 @@ edited file is parsed anew.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tempfile
@@ -43,9 +42,8 @@ def load_faces(path, cache=True) -> Faces:
             return _read_cache(cached, path, digest)
         except (OSError, ValueError, KeyError, zlib.error):
             pass  # a damaged cache entry is parsed again and replaced
-    faces = read_faces(path)
-    faces.source, faces.digest = str(path), digest
-    check_labels(faces)
+    faces = read_faces(path)  # labels checked there: nothing is cached that would be refused
+    faces.digest = digest
     if cached is not None:
         _write_cache(cached, faces)
     return faces
@@ -67,8 +65,7 @@ def _load_stream(path, wait_s=5.0):
             faces = read_faces(copy)
         except InputError as exc:
             raise InputError(path, exc.problem, exc.line) from None
-    faces.source, faces.digest = str(path), hashlib.blake2b(raw).hexdigest()[:32]
-    check_labels(faces)
+        faces.source, faces.digest = str(path), file_digest(copy)
     return faces
 
 

@@ -194,12 +194,15 @@ def trainable_parameters(model):
 def forward_flops(model):
     """Multiply-adds x 2 of one image's forward pass through the Conv2D and Dense layers (the rest is
     under 1%). A training step costs about 3x this: the forward pass, and gradients for inputs and weights."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2 * h * w * kh * kw * layer.input.shape[-1] * c_out
-        elif isinstance(layer, layers.Dense):
-            total += 2 * layer.input.shape[-1] * layer.units
-    return int(total)
+    return int(sum(layer_flops(layer) for layer in model.layers))
+
+
+def layer_flops(layer):
+    """Multiply-adds x 2 of one image through a Conv2D or Dense layer; 0 for any other layer."""
+    if isinstance(layer, layers.Conv2D):
+        _, h, w, c_out = layer.output.shape
+        kh, kw = layer.kernel_size
+        return 2 * h * w * kh * kw * layer.input.shape[-1] * c_out
+    if isinstance(layer, layers.Dense):
+        return 2 * layer.input.shape[-1] * layer.units
+    return 0

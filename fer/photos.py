@@ -1,5 +1,6 @@
 """Faces in ordinary photos: reading images, finding faces with OpenCV's Haar cascade (its weights ship inside
 the opencv-python-headless wheel: nothing is downloaded), and cutting each out as FER2013's faces were made."""
+import functools
 from pathlib import Path
 
 import cv2
@@ -42,10 +43,15 @@ def read_photo(path):
     return rgb, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+@functools.cache
+def detector():
+    """OpenCV's frontal-face Haar cascade, read once a process."""
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+
+
 def find_faces(grey, min_size=30):
     """Boxes (x, y, w, h) of the frontal faces in a grey image, left to right."""
-    detector = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-    boxes = detector.detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5,
+    boxes = detector().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5,
                                       minSize=(min_size, min_size))
     return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda box: box[0])
 

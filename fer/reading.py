@@ -65,8 +65,11 @@ class Faces:
 
 
 def read_faces(path) -> Faces:
-    """Parse an arrays file or a CSV; raise InputError naming the file and line on bad input."""
-    return _parse_arrays(path) if _is_arrays_file(path) else _parse_csv(path)
+    """Parse an arrays file or a CSV, labels checked; raise InputError naming the file and line on bad input."""
+    faces = _parse_arrays(path) if _is_arrays_file(path) else _parse_csv(path)
+    faces.source = str(path)
+    check_labels(faces)
+    return faces
 
 
 def file_digest(path) -> str:
@@ -385,5 +388,4 @@ def _parse_arrays(path) -> Faces:
         if y.dtype.kind not in "iu":
             raise InputError(path, f"labels 'y' must be integers 0-6, got {y.dtype}")
         faces.y = y.astype(np.int64)
-        check_labels(faces)
     return faces
