@@ -133,6 +133,9 @@ def add_run_flags(parser, variants=False):
     run.add_argument("--mixup", type=number(float, 0), metavar="ALPHA",
                      help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
                           "batch (0 = off, the default; 0.2 is the usual setting)")
+    run.add_argument("--ema", type=number(float, 0, 1, below=True), metavar="MOMENTUM",
+                     help="validate and keep the exponential moving average of the weights, updated each step "
+                          "with this momentum (0 = off, the default; 0.998 averages about the last 500 steps)")
     run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                      help="feed raw 0-255 pixels (ablation)")
     run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")

@@ -175,6 +175,8 @@ def augmentation_words(settings):
         words.append(f"erasing {settings['erase']}")
     if settings.get("mixup"):
         words.append(f"mixup {settings['mixup']}")
+    if settings.get("ema"):
+        words.append(f"EMA {settings['ema']}")
     return ", ".join(words)
 
 

@@ -25,7 +25,7 @@ PRESETS = {
 
 
 DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
-                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0,
+                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0, ema=0.0,
                 minutes=None, teachers=(), distill=0.0, unlabeled=())
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included

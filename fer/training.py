@@ -3,6 +3,7 @@ leaves behind when it ends (fer.records says where).
 
 Killed runs resume (fer.resume); runs timed to the clock plan their epochs with fer.clock.
 """
+import contextlib
 import json
 import math
 import shutil
@@ -33,11 +34,14 @@ def compile_model(model, settings, steps_per_epoch, fast_batch_norm=True):
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=settings["lr"] / 10, decay_steps=max(1, total - warmup),
             warmup_target=settings["lr"], warmup_steps=warmup)
+    # Weight averaging (--ema): the optimizer keeps the average; EMAWeights puts it in the model to validate
+    # and to save, and takes it out again to train on.
+    ema = dict(use_ema=True, ema_momentum=settings["ema"]) if settings.get("ema") else {}
     if settings["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
-                                         weight_decay=settings["weight_decay"])
+                                         weight_decay=settings["weight_decay"], **ema)
     else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"])
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"], **ema)
     if fast_batch_norm:
         backend.fuse_batch_norm(model)  # TensorFlow on a CPU: batch norm through the fused kernel (same numerics)
     model.compile(optimizer=optimizer,
@@ -132,10 +136,13 @@ def _fit(model, data, settings, paths, fresh, budget):
     check_resume(paths["resume"], settings, data["split"], fresh)
     # Resuming means this run finished an epoch and backed it up; an older run's history doesn't count.
     done = backed_up_epochs(paths["resume"])
-    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0)
+    averaged = EMAWeights() if settings.get("ema") else None
+    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0, averaged=averaged)
     write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
     # The guard comes first, so that a diverged epoch is neither kept as the best model nor backed up.
-    callbacks = [StopOnNonFiniteLoss(paths["model"]), recorder, AtomicBackupAndRestore(str(paths["resume"]))]
+    # The backup comes after the recorder, and holds the raw weights with their average in the optimizer.
+    callbacks = [StopOnNonFiniteLoss(paths["model"]), *filter(None, [averaged]), recorder,
+                 AtomicBackupAndRestore(str(paths["resume"]))]
     if budget:
         write_text(paths["resume"] / "budget.json", json.dumps(budget, indent=1))
         rows = recorder.rows[:done]
@@ -181,6 +188,19 @@ def training_feed(data, settings, steps, done):
     return backend.array_feed(x, y, batch_size, settings["seed"], epoch=done)
 
 
+class EMAWeights(keras.callbacks.SwapEMAWeights):
+    """The weights' moving average in the model while it is validated (Keras's callback) and while the
+    recorder saves it (`with averaged_in():`); the raw weights otherwise, so training and backups go on."""
+
+    @contextlib.contextmanager
+    def averaged_in(self):
+        self.on_test_begin()
+        try:
+            yield
+        finally:
+            self.on_test_end()
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Times epochs, keeps the best model (atomically) and rewrites the CSV history each epoch.
 
@@ -190,9 +210,9 @@ class EpochRecorder(keras.callbacks.Callback):
     # synchronous hook makes each step wait for the device before the host prepares the next one.
     async_safe = True
 
-    def __init__(self, paths, n_train, resuming):
+    def __init__(self, paths, n_train, resuming, averaged=None):
         super().__init__()
-        self.paths, self.n_train = paths, n_train
+        self.paths, self.n_train, self.averaged = paths, n_train, averaged
         self.rows = read_history(paths["history"]) if resuming else []
         has_model = paths["model"].exists()
         self.best = max((r.get("val_accuracy", -1.0) for r in self.rows), default=-1.0) if has_model else -1.0
@@ -217,7 +237,8 @@ class EpochRecorder(keras.callbacks.Callback):
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         if row.get("val_accuracy", np.inf) > self.best:
             self.best = row.get("val_accuracy", -1.0)
-            with atomic_path(self.paths["model"]) as tmp:
+            with atomic_path(self.paths["model"]) as tmp, \
+                    (self.averaged.averaged_in() if self.averaged else contextlib.nullcontext()):
                 self.model.save(tmp)
         write_history(self.paths["history"], self.rows)
 

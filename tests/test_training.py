@@ -298,3 +298,36 @@ def test_predict_refuses_to_score_models_trained_on_different_splits(trained, sy
     # without --validate nothing is scored, so the ensemble may still predict
     assert run_script("predict.py", "--model", trained / "cnn.keras", "--model", other, "--test",
                       synthetic_files["test"], "--out", out) == 0
+
+
+def test_ema_validates_and_keeps_the_averaged_weights_and_trains_on_the_raw_ones(synthetic_files, tmp_path,
+                                                                                  monkeypatch):
+    """With --ema the kept model holds the optimizer's moving average of the weights, while the backup (and
+    training) see the raw weights: a swap left in place, or none, fails one of the two."""
+    import keras
+
+    from conftest import train_cnn_settings
+    from fer import training
+    from fer.data import prepare_data
+    from fer.records import output_paths
+
+    seen = {}
+
+    class Backup(training.AtomicBackupAndRestore):
+        def on_epoch_end(self, epoch, logs=None):
+            optimizer = self.model.optimizer
+            seen["raw"] = {w.path: np.asarray(w) for w in self.model.trainable_weights}
+            seen["average"] = {v.path: np.asarray(a) for v, a in zip(optimizer._trainable_variables,
+                                                                     optimizer._model_variables_moving_average)}
+            super().on_epoch_end(epoch, logs)
+
+    monkeypatch.setattr(training, "AtomicBackupAndRestore", Backup)
+    settings = train_cnn_settings("--train", synthetic_files["train"], *QUICK, "--epochs", "2", "--no-augment",
+                                  "--val-fraction", "0", "--ema", "0.99")
+    data = prepare_data(synthetic_files["train"], settings)
+    paths = output_paths(tmp_path / "ema.keras", tmp_path)
+    training.fit(training.build_for(settings, data), data, settings, paths)
+    kept = {w.path: np.asarray(w) for w in keras.saving.load_model(paths["model"]).trainable_weights}
+    assert kept.keys() == seen["average"].keys() == seen["raw"].keys()
+    assert all(np.allclose(kept[k], seen["average"][k], atol=1e-6) for k in kept)
+    assert not all(np.allclose(kept[k], seen["raw"][k], atol=1e-3) for k in kept)
