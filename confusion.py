@@ -14,6 +14,7 @@ import numpy as np
 
 from fer import CLASSES, cli, inference, records
 from fer.outputs import check_folder
+from fer.scores import confusion_counts, macro_f1, most_confused, never_predicted, per_class_metrics
 
 
 def parse_args():
@@ -23,35 +24,12 @@ def parse_args():
     return parser.parse_args()
 
 
-def confusion_counts(truth, predicted):
-    from sklearn.metrics import confusion_matrix
-
-    return confusion_matrix(truth, predicted, labels=range(len(CLASSES)))
-
-
-def most_confused(counts, top=5):
-    """Off-diagonal (true, predicted) pairs by the share of the true class they take."""
-    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    np.fill_diagonal(rates, 0)
-    order = np.argsort(rates, axis=None)[::-1][:top]
-    return [(CLASSES[i], CLASSES[j], float(rates[i, j]), int(counts[i, j]))
-            for i, j in zip(*np.unravel_index(order, rates.shape))]
-
-
-def per_class_metrics(truth, predicted):
-    from sklearn.metrics import precision_recall_fscore_support
-
-    p, r, f, n = precision_recall_fscore_support(truth, predicted, labels=range(len(CLASSES)), zero_division=0)
-    return {name: dict(precision=float(a), recall=float(b), f1=float(c), support=int(d))
-            for name, a, b, c, d in zip(CLASSES, p, r, f, n)}
-
-
 def draw(results, path, log):
     import matplotlib.colors as colors
 
     from fer.plots import plt, save
 
-    fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.2 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 4.9 * len(results)), squeeze=False)
     for row, (name, counts, accuracy) in enumerate(results):
         rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         for ax, values, title, fmt in ((axes[row, 0], counts, "counts", "d"),
@@ -63,7 +41,7 @@ def draw(results, path, log):
             for i in range(len(CLASSES)):
                 for j in range(len(CLASSES)):
                     dark = values[i, j] > (values.max() * 0.6 if fmt == "d" else 0.6)
-                    ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=9,
+                    ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=10,
                             color="white" if dark else "black")
             ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
             ax.set_yticks(range(len(CLASSES)), CLASSES)
@@ -72,6 +50,31 @@ def draw(results, path, log):
             ax.grid(False)
             ax.set_title(f"{name}: {title} (accuracy {accuracy:.4f})")
     fig.tight_layout()
+    return save(fig, path)
+
+
+def draw_difference(results, path):
+    """The first model's row-normalized confusion minus the second's: where one is right more often (diagonal)
+    and which mistakes it makes less (off the diagonal, blue)."""
+    from fer.plots import plt, save
+
+    (first, a, _), (second, b, _) = results[:2]
+    rates = [m / np.maximum(m.sum(1, keepdims=True), 1) for m in (a, b)]
+    difference = rates[0] - rates[1]
+    bound = max(np.abs(difference).max(), 0.05)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2), layout="constrained")
+    image = ax.imshow(difference, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    fig.colorbar(image, ax=ax, label=f"rate of {first} minus rate of {second}")
+    for i in range(len(CLASSES)):
+        for j in range(len(CLASSES)):
+            ax.text(j, i, f"{difference[i, j]:+.2f}", ha="center", va="center", fontsize=10,
+                    color="white" if abs(difference[i, j]) > 0.6 * bound else "black")
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.grid(False)
+    ax.set_title(f"{first} - {second}: red on the diagonal = {first} right more often")
     return save(fig, path)
 
 
@@ -88,19 +91,25 @@ def main():
         accuracy = float(np.trace(counts) / counts.sum())
         name = Path(path).stem
         results.append((name, counts, accuracy))
-        report[name] = dict(accuracy=accuracy, counts=counts.tolist(), per_class=per_class_metrics(faces.y, predicted),
-                            most_confused=most_confused(counts))
+        per_class = per_class_metrics(faces.y, predicted)
+        report[name] = dict(accuracy=accuracy, macro_f1=macro_f1(per_class), counts=counts.tolist(),
+                            per_class=per_class, most_confused=most_confused(counts),
+                            never_predicted=never_predicted(counts), faces=len(faces))
         print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} validation faces ({note})")
         print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
         for cls, m in report[name]["per_class"].items():
             print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
+        print(f"macro-F1 {report[name]['macro_f1']:.3f}"
+              + "".join(f"; never predicts {c}" for c in report[name]["never_predicted"]))
         print("most confused: " + "; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts)))
     stem = "confusion" if len(paths) == 1 else "confusion_" + "_vs_".join(Path(p).stem for p in paths)
-    figure = draw(results, Path(args.out) / f"{stem}.png", args.log)
+    figures = [draw(results, Path(args.out) / f"{stem}.png", args.log)]
+    if len(results) == 2:
+        figures.append(draw_difference(results, Path(args.out) / f"{stem}_difference.png"))
     from fer.atomic import write_text
 
     write_text(Path(args.out) / f"{stem}.json", json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {figure}, {Path(args.out) / f'{stem}.json'}")
+    print(f"\nwrote {', '.join(map(str, figures))}, {Path(args.out) / f'{stem}.json'}")
 
 
 if __name__ == "__main__":

@@ -14,18 +14,18 @@ from keras import ops
 from . import backend
 
 FORMULAS = {
-    "conv_output_size": r"o = \lfloor (n + 2p - d(k-1) - 1) / s \rfloor + 1; 'same': o = \lceil n / s \rceil",
-    "batchnorm_forward": r"\mu = \frac1m\sum_i x_i,\ \sigma^2 = \frac1m\sum_i (x_i-\mu)^2,\ "
+    "conv_output_size": r"o = \lfloor (n + 2p - d(k-1) - 1) / s \rfloor + 1; \mathrm{same}: o = \lceil n / s \rceil",
+    "batchnorm_forward": r"\mu = \frac{1}{m}\sum_i x_i,\ \sigma^2 = \frac{1}{m}\sum_i (x_i-\mu)^2,\ "
                          r"\hat x_i = \frac{x_i-\mu}{\sqrt{\sigma^2+\epsilon}},\ y_i = \gamma\hat x_i + \beta",
     "dl/dx_hat": r"\frac{\partial l}{\partial \hat x_i} = \frac{\partial l}{\partial y_i}\gamma",
     "dl/dvar": r"\frac{\partial l}{\partial \sigma^2} = \sum_i \frac{\partial l}{\partial \hat x_i}(x_i-\mu)"
-               r"\cdot -\frac12(\sigma^2+\epsilon)^{-3/2}",
+               r"\cdot -\frac{1}{2}(\sigma^2+\epsilon)^{-3/2}",
     "dl/dmean": r"\frac{\partial l}{\partial \mu} = -\sum_i \frac{\partial l}{\partial \hat x_i}"
                 r"\frac{1}{\sqrt{\sigma^2+\epsilon}} + \frac{\partial l}{\partial \sigma^2}\frac{-2}{m}"
                 r"\sum_i (x_i-\mu)",
     "dl/dx": r"\frac{\partial l}{\partial x_i} = \frac{\partial l}{\partial \hat x_i}\frac{1}{\sqrt{\sigma^2+"
              r"\epsilon}} + \frac{\partial l}{\partial \sigma^2}\frac{2(x_i-\mu)}{m} + "
-             r"\frac{\partial l}{\partial \mu}\frac1m",
+             r"\frac{\partial l}{\partial \mu}\frac{1}{m}",
     "dl/dgamma": r"\frac{\partial l}{\partial \gamma} = \sum_i \frac{\partial l}{\partial y_i}\hat x_i",
     "dl/dbeta": r"\frac{\partial l}{\partial \beta} = \sum_i \frac{\partial l}{\partial y_i}",
     "softmax_xent_grad": r"l = -\sum_k y_k \log \mathrm{softmax}(z)_k \Rightarrow "

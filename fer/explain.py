@@ -1,11 +1,11 @@
 """Saliency methods, all behind one call shape:
 
-    maps = METHODS[name](model, images, classes)    # images (n,48,48[,1]) raw pixels -> (n,48,48) >= 0
+    maps = METHODS[name](model, images, classes)    # images (n,48,48[,1]) raw pixels -> (n,48,48)
 
-so adding a method is adding one decorated function. Every method works on a
-whole batch at once, and differentiates through `backend.gradient`, so it runs
-the same under TensorFlow and JAX. Scores are the logits (pre-softmax) of the
-explained class: probabilities saturate and hide gradients.
+so adding a method is adding one decorated function. Maps are >= 0 except for the SIGNED methods, whose
+negative values mark pixels that speak against the class. Every method works on a whole batch at once and
+differentiates through `backend.gradient`, so it runs the same under TensorFlow and JAX. Scores are the
+logits (pre-softmax) of the explained class: probabilities saturate and hide gradients.
 """
 import keras
 import numpy as np
@@ -19,6 +19,8 @@ from .records import load_validation
 
 METHODS = {}
 CAM_METHODS = ("gradcam", "hirescam")  # these explain a convolutional layer (option layer=, default the last)
+SIGNED = ("integrated", "occlusion", "lime")  # evidence for (+) and against (-) the class
+BLUR_SIGMA = 6.0  # the "absent" face of IG, occlusion and the faithfulness curves: the face blurred this much
 
 
 def method(name):
@@ -56,27 +58,103 @@ def vanilla_gradient(model, images, classes):
     return np.abs(np.asarray(grad))[..., 0]
 
 
+def blurred(images, sigma=BLUR_SIGMA):
+    """Each face blurred: its brightness kept, its features gone (a baseline that stays a plausible input,
+    unlike a black image, whose attributions light up bright background)."""
+    from scipy.ndimage import gaussian_filter
+
+    x = np.asarray(images, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return np.stack([gaussian_filter(face, sigma, mode="nearest") for face in x])
+
+
+def _batched_gradient(model, x, classes, batch=512):
+    logits = logits_function(model)
+    return np.concatenate([np.asarray(backend.gradient(class_scores(logits, classes[i:i + batch]), x[i:i + batch]))
+                           for i in range(0, len(x), batch)])
+
+
 @method("smoothgrad")
-def smoothgrad(model, images, classes, samples=16, noise=0.15, seed=0):
-    """Gradients averaged over noisy copies (Smilkov et al., 2017): noise = 15% of the 0-255 range."""
+def smoothgrad(model, images, classes, samples=50, noise=0.15, seed=0):
+    """SmoothGrad (Smilkov et al., 2017) as the paper recommends: the gradient averaged over 50 noisy copies
+    (noise 15% of the 0-255 range), shown as its absolute value. Averaging before the absolute value lets the
+    noise's gradients cancel; the absolute value of each copy's gradient would keep them."""
     x = _as_batch(images)
     rng = np.random.default_rng(seed)
     noisy = np.repeat(x, samples, axis=0) + rng.normal(0, noise * 255, (len(x) * samples, IMAGE_SIZE, IMAGE_SIZE, 1))
-    grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, samples)),
-                            noisy.astype("float32"))
-    return np.abs(np.asarray(grad).reshape(len(x), samples, IMAGE_SIZE, IMAGE_SIZE).mean(1))
+    grad = _batched_gradient(model, noisy.astype("float32"), np.repeat(classes, samples))
+    return np.abs(grad.reshape(len(x), samples, IMAGE_SIZE, IMAGE_SIZE).mean(1))
 
 
 @method("integrated")
-def integrated_gradients(model, images, classes, steps=32, baseline=0.0):
-    """Path integral of gradients from a black image (Sundararajan et al., 2017), |attribution|."""
+def integrated_gradients(model, images, classes, steps=64):
+    """Integrated Gradients (Sundararajan et al., 2017) from the blurred face, signed: the attributions sum to
+    the class logit of the face minus that of its blur (64 midpoint steps keep that within a few percent)."""
     x = _as_batch(images)
-    alphas = (np.arange(steps, dtype="float32") + 0.5) / steps  # midpoint rule
-    path = baseline + alphas[None, :, None, None, None] * (x[:, None] - baseline)
-    grad = backend.gradient(class_scores(logits_function(model), np.repeat(classes, steps)),
-                            path.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1))
-    mean_grad = np.asarray(grad).reshape(len(x), steps, IMAGE_SIZE, IMAGE_SIZE, 1).mean(1)
-    return np.abs(mean_grad * (x - baseline))[..., 0]
+    baseline = blurred(x)[..., None]
+    alphas = (np.arange(steps, dtype="float32") + 0.5) / steps
+    path = baseline[:, None] + alphas[None, :, None, None, None] * (x - baseline)[:, None]
+    grad = _batched_gradient(model, path.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1).astype("float32"),
+                             np.repeat(classes, steps))
+    mean_grad = grad.reshape(len(x), steps, IMAGE_SIZE, IMAGE_SIZE, 1).mean(1)
+    return (mean_grad * (x - baseline))[..., 0]
+
+
+@method("occlusion")
+def occlusion(model, images, classes, patch=8, stride=4):
+    """How much the class logit falls when a patch of the face is blurred away (Zeiler & Fergus, 2014),
+    averaged over the patches covering each pixel: signed, in logit units."""
+    x = _as_batch(images)[..., 0]
+    base = blurred(x)
+    starts = range(0, IMAGE_SIZE - patch + 1, stride)
+    corners = [(r, c) for r in starts for c in starts]
+    copies = np.repeat(x[:, None], len(corners), axis=1)
+    for k, (r, c) in enumerate(corners):
+        copies[:, k, r:r + patch, c:c + patch] = base[:, r:r + patch, c:c + patch]
+    logits = logits_function(model)
+    flat = copies.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    occluded = np.concatenate([np.asarray(logits(flat[i:i + 512]), "float32") for i in range(0, len(flat), 512)])
+    occluded = occluded[np.arange(len(flat)), np.repeat(classes, len(corners))].reshape(len(x), len(corners))
+    drop = np.asarray(class_scores(logits, classes)(x[..., None]), "float32")[:, None] - occluded
+    total, count = np.zeros_like(x), np.zeros((IMAGE_SIZE, IMAGE_SIZE), "float32")
+    for k, (r, c) in enumerate(corners):
+        total[:, r:r + patch, c:c + patch] += drop[:, k, None, None]
+        count[r:r + patch, c:c + patch] += 1
+    return total / count
+
+
+@method("lime")
+def lime(model, images, classes, samples=1000, segments=40, seed=0):
+    """LIME (Ribeiro et al., 2016) on SLIC superpixels: each pixel gets its region's weight for the class in a
+    linear model fitted to the network's answers on copies with regions greyed out. Signed."""
+    return np.stack([region_weights(lime_explanation(model, face, samples, segments, seed + k, labels=(int(c),)),
+                                    int(c)) for k, (face, c) in enumerate(zip(_as_batch(images)[..., 0], classes))])
+
+
+def lime_explanation(model, face, samples=1000, segments=40, seed=0, labels=None):
+    """The `lime` package's explanation of one face (for `labels`, else the top prediction)."""
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lime draws a progress bar per face
+    from lime import lime_image
+    from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+    def classify(rgb_batch):  # LIME works on RGB; the faces are grey, so one channel carries everything
+        return predict_probabilities([model], rgb_batch[..., 0])
+
+    segmenter = SegmentationAlgorithm("slic", n_segments=segments, compactness=0.1, sigma=1, channel_axis=None,
+                                      start_label=0)
+    explainer = lime_image.LimeImageExplainer(random_state=seed)
+    rgb = np.repeat(np.asarray(face, "float64")[..., None], 3, axis=-1)
+    which = dict(labels=labels, top_labels=None) if labels is not None else dict(top_labels=1)
+    return explainer.explain_instance(rgb, classify, hide_color=128, num_samples=samples, batch_size=250,
+                                      segmentation_fn=lambda image: segmenter(image[..., 0]), random_seed=seed,
+                                      **which)
+
+
+def region_weights(explanation, label):
+    """Each pixel coloured by its superpixel's LIME weight for `label`."""
+    weights = dict(explanation.local_exp[label])
+    return np.vectorize(lambda s: weights.get(s, 0.0))(explanation.segments).astype("float32")
 
 
 def last_conv_layer(model):
@@ -174,28 +252,23 @@ def explain(name, model, images, classes, **options):
     return METHODS[name](model, images, np.asarray(classes), **options)
 
 
-def randomized_copy(model, seed=0):
-    """Same architecture and preprocessing, freshly initialized weights (Adebayo et al., 2018).
-
-    The normalization statistics live in the layer's config, so the clone keeps them."""
-    keras.utils.set_random_seed(seed)
-    return keras.models.clone_model(model)
-
-
-def rank_correlation(a, b):
-    """Spearman correlation between two maps, per image; 0 where a map is constant (it ranks nothing)."""
-    from scipy.stats import spearmanr
-
-    return np.array([spearmanr(x.ravel(), y.ravel())[0] if x.std() > 0 and y.std() > 0 else 0.0
-                     for x, y in zip(a, b)])
-
-
 def faces_to_explain(model, data_path, model_path, index=None):
     """One validation face per class, with the model's probabilities for them and a note on the split."""
     validation, note = load_validation(data_path, model_path)
     probabilities = predict_probabilities([model], validation.x)
     rows = one_face_per_class(validation, probabilities.argmax(1), index)
     return validation.subset(rows), rows, probabilities[rows], note
+
+
+def confused_faces(faces, predicted, probabilities, pairs):
+    """For each (true, predicted) class pair, the validation row the model gets that wrong most confidently
+    (pairs without such a face are skipped)."""
+    chosen = []
+    for truth, guess in pairs:
+        rows = np.flatnonzero((faces.y == truth) & (predicted == guess))
+        if len(rows):
+            chosen.append((int(rows[np.argmax(probabilities[rows, guess])]), truth, guess))
+    return chosen
 
 
 def one_face_per_class(faces, predicted, index=None):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from conftest import run_script
-from confusion import most_confused
+from fer.scores import most_confused
 
 
 def test_confusion_matrix_figure_and_metrics(trained, synthetic_files, tmp_path):

@@ -8,7 +8,8 @@ import sys
 
 from conftest import ROOT, centre_faces, run_script, subprocess_env, synthetic_faces
 from fer import inference
-from fer.explain import METHODS, explain, randomized_copy, rank_correlation
+from fer.explain import METHODS, SIGNED, explain
+from fer.faithfulness import randomized_copy, rank_correlation
 
 
 def patch_mask(c):
@@ -16,6 +17,11 @@ def patch_mask(c):
     r, k = 6 + 24 * (c // 4), 12 * (c % 4)
     mask[r:r + 12, k:k + 12] = True
     return mask
+
+
+def evidence(name, maps):
+    """What a map says for the class: all of an unsigned map, the positive part of a signed one."""
+    return np.maximum(maps, 0) if name in SIGNED else maps
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,8 @@ def model_and_faces(trained):
 def test_saliency_concentrates_on_the_class_patch(model_and_faces, name):
     model, x, y = model_and_faces
     maps = explain(name, model, x, y)
-    assert maps.shape == (21, 48, 48) and np.all(maps >= 0)
+    assert maps.shape == (21, 48, 48) and (name in SIGNED or np.all(maps >= 0))
+    maps = evidence(name, maps)
     inside = np.array([m[patch_mask(c)].mean() for m, c in zip(maps, y)])
     outside = np.array([m[~patch_mask(c)].mean() for m, c in zip(maps, y)])
     # the patch is 6% of the image; its mean saliency must stand well above the rest
@@ -55,14 +62,21 @@ def test_randomized_weights_change_the_maps(model_and_faces):
     assert np.mean(differ) < 0.5
 
 
-def test_saliency_script_writes_each_figure(trained, synthetic_files, tmp_path, capsys):
+def test_saliency_script_writes_each_figure_and_its_numbers(trained, synthetic_files, tmp_path, capsys):
     status = run_script("saliency.py", "--model", trained / "cnn.keras", "--data", synthetic_files["train"],
-                        "--out", tmp_path, "--method", "gradient", "--method", "gradcam")
+                        "--out", tmp_path, "--method", "gradient", "--method", "gradcam", "--faces", "21")
     assert status == 0
-    printed = capsys.readouterr().out
-    assert "rank correlation with random weights" in printed
-    for name in ("saliency_gradient.png", "saliency_gradcam.png", "saliency_sanity.png"):
-        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+    assert "sanity: " in capsys.readouterr().out
+    for name in ("gradient", "gradcam", "grid", "faithfulness", "sanity", "class_means"):
+        assert (tmp_path / f"saliency_{name}.png").read_bytes().startswith(b"\x89PNG"), name
+    record = json.loads((tmp_path / "saliency.json").read_text())
+    assert record["faces"] == 21 and record["sanity_faces"] == 7
+    assert set(record["faithfulness"]) == {"gradient", "gradcam", "random"} and set(record["sanity"]) == {
+        "gradient", "gradcam"}
+    # the model learned the patches: its gradient finds them better than a random ranking does
+    scores = record["faithfulness"]
+    assert scores["gradient"]["deletion_auc"] < scores["random"]["deletion_auc"]
+    assert scores["gradient"]["insertion_auc"] > scores["random"]["insertion_auc"]
 
 
 def test_saliency_script_refuses_rows_outside_the_split(trained, synthetic_files, tmp_path, capsys):
@@ -73,12 +87,12 @@ def test_saliency_script_refuses_rows_outside_the_split(trained, synthetic_files
 
 
 def test_lime_weights_favour_the_class_patch(model_and_faces):
-    from lime_explain import explain_face, region_weights
+    from fer.explain import lime_explanation, region_weights
 
     model, x, y = model_and_faces
     ratios = []
     for face, c in zip(x[:7], y[:7]):
-        exp = explain_face(model, face, samples=300, segments=40, seed=0)
+        exp = lime_explanation(model, face, samples=300, segments=40, seed=0)
         weights = region_weights(exp, exp.top_labels[0])
         assert exp.top_labels[0] == c  # the model is right on these
         ratios.append(weights[patch_mask(c)].mean() - weights[~patch_mask(c)].mean())
@@ -102,7 +116,7 @@ def test_every_method_points_at_the_one_region_that_carries_the_class(trained_ce
     assert summary["best_val_accuracy"] > 0.9
     model = inference.load_model(trained_centre / "cnn.keras")
     x, y = centre_faces(14, seed=5)
-    maps = explain(name, model, x, y)
+    maps = evidence(name, explain(name, model, x, y))
     centre = np.zeros((48, 48), bool)
     centre[16:32, 16:32] = True  # 11% of the image
     ratio = maps[:, centre].mean(1) / np.maximum(maps[:, ~centre].mean(1), 1e-12)
