@@ -8,6 +8,8 @@ import re
 import struct
 from pathlib import Path
 
+from .plots import plt
+
 # The page's text column; a figure wider than this would be shrunk and its text with it.
 PAGE_WIDTH_PX = 1120
 CSS_DPI = 96  # a CSS inch
@@ -67,8 +69,6 @@ def shown_width(data):
 
 def formula_png(tex, fontsize=15):
     """A formula drawn by matplotlib's mathtext, as PNG bytes."""
-    from .plots import plt
-
     fig = plt.figure()
     fig.text(0, 0, f"${tex}$", fontsize=fontsize)
     buffer = io.BytesIO()
