@@ -76,10 +76,10 @@ def draw(rgb, boxes, faces, probabilities, maps, title, path):
         crop.set_title(f"face {i + 1}", fontsize=10)
         bars = fig.add_subplot(grid[i, 2])
         bars.barh(range(len(CLASSES)), p, color=[colour if k == p.argmax() else "lightgray" for k in range(len(p))])
-        bars.set_yticks(range(len(CLASSES)), CLASSES, fontsize=9)
+        bars.set_yticks(range(len(CLASSES)), CLASSES, fontsize=10)
         bars.invert_yaxis()
         bars.set_xlim(0, 1)
-        bars.tick_params(axis="x", labelsize=9)
+        bars.tick_params(axis="x", labelsize=10)
     return save(fig, path)
 
 

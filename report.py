@@ -1,32 +1,36 @@
 #!/usr/bin/env python3
 """The whole report in one command: figures/report.md and a self-contained figures/report.html.
 
-One section per homework question, built only from this project's outputs: architectures
-(layer, output shape, parameters), training curves, validation accuracy (and leaderboard
-scores you pass), CNN vs DNN, ablation, confusion matrices, saliency, filter patterns,
-feature maps, LIME, semi-supervised results, and the derivations with their checks.
-Cheap figures (confusion, saliency, filters, LIME) are regenerated from the models; the
-costly runs (ablation.py, semi_supervised.py) are read from their JSON, and anything
-missing is listed as missing, with the command that makes it.
+One section per homework question, built only from this project's outputs, each opening with sentences
+written from its own numbers: architectures (layers named by their place), training curves, the CNN
+against DNNs with as many parameters (recipes, curves, per-class F1, the difference of their confusion
+matrices), the ablation, confusion matrices, saliency (every method side by side, on mistakes too, with
+faithfulness scores and the randomization check), filters and feature maps, LIME, semi-supervised
+learning, and the derivations as formulas with their numerical checks. Cheap figures are regenerated
+from the models; the costly runs (ablation.py, semi_supervised.py) are read from their JSON, and anything
+missing is listed as missing, with the command that makes it. A run that does not clear the majority
+class is flagged "did not learn", never presented as a result.
 
     python report.py                                   # data/train.csv, else the bundled sample
     python report.py --data data/train.csv --private 0.6912 --public 0.7001
 """
-import base64
-import html
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from fer import CLASSES, cli, inference, records
+from fer import CLASSES, backend, cli, inference, narrative, records
 from fer.atomic import write_text
+from fer.document import heading, image, math, missing, note, para, table, to_html, to_markdown
 from fer.errors import InputError
+from fer.layers import layer_roles
+from fer.models import trainable_parameters
 from fer.outputs import check_folder
+from fer.scores import learned, majority_share
 
 SAMPLE = Path("data/sample/train.csv.xz")
+DNNS = ("models/dnn.keras", "models/dnn_noaug.keras")
 
 
 def parse_args():
@@ -34,94 +38,17 @@ def parse_args():
     parser.add_argument("--data", metavar="CSV", help="labeled faces the models were trained on "
                                                        "(default: data/train.csv[.gz|.xz], else the bundled sample)")
     parser.add_argument("--cnn", metavar="M.keras", help="(default models/cnn.keras, else the shipped model)")
-    parser.add_argument("--dnn", default="models/dnn.keras", metavar="M.keras")
+    parser.add_argument("--dnn", action="append", metavar="M.keras",
+                        help=f"a DNN to compare with the CNN (repeat; default {' and '.join(DNNS)}, those that exist)")
     parser.add_argument("--out", default="figures", metavar="DIR")
+    parser.add_argument("--faces", type=cli.number(int, 7), default=70,
+                        help="validation faces for the saliency faithfulness scores (default 70)")
     parser.add_argument("--public", type=cli.number(float, 0, 1), help="your public leaderboard score, to quote")
     parser.add_argument("--private", type=cli.number(float, 0, 1), help="your private leaderboard score, to quote")
+    parser.add_argument("--started", type=cli.number(float, 0), metavar="UNIX_SECONDS",
+                        help="when the whole job began (run.sh passes it), to state its time in the report")
     parser.add_argument("--no-regenerate", action="store_true", help="only assemble figures already in --out")
     return parser.parse_args()
-
-
-# ----------------------------------------------------------------------------- document blocks
-# A report is a list of blocks; each renders to Markdown and to HTML, so the two never disagree.
-
-def heading(text):
-    return ("h", text)
-
-
-def para(text):
-    return ("p", text)
-
-
-def image(path, caption):
-    return ("img", Path(path), caption)
-
-
-def table(header, rows):
-    return ("table", header, rows)
-
-
-def code(text):
-    return ("code", text)
-
-
-def missing(what, command):
-    return ("missing", what, command)
-
-
-def to_markdown(blocks, out_dir):
-    lines = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            lines += [f"## {block[1]}", ""]
-        elif kind == "p":
-            lines += [block[1], ""]
-        elif kind == "img":
-            lines += [f"![{block[2]}]({block[1].resolve().relative_to(out_dir.resolve())})", "", f"*{block[2]}*", ""]
-        elif kind == "table":
-            lines += ["| " + " | ".join(block[1]) + " |", "|" + "---|" * len(block[1])]
-            lines += ["| " + " | ".join(map(str, row)) + " |" for row in block[2]] + [""]
-        elif kind == "code":
-            lines += ["```", block[1], "```", ""]
-        elif kind == "missing":
-            lines += [f"> **Missing: {block[1]}.** Make it with `{block[2]}`", ""]
-    return "\n".join(lines)
-
-
-def inline_code(text):
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-
-
-def to_html(blocks, title):
-    esc = html.escape
-    body = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            body.append(f"<h2>{esc(block[1])}</h2>")
-        elif kind == "p":
-            body.append(f"<p>{inline_code(esc(block[1]))}</p>")
-        elif kind == "img":
-            data = base64.b64encode(block[1].read_bytes()).decode()
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(block[2])}">'
-                        f"<figcaption>{esc(block[2])}</figcaption></figure>")
-        elif kind == "table":
-            head = "".join(f"<th>{esc(str(h))}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{inline_code(esc(str(c)))}</td>" for c in row) + "</tr>" for row in block[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif kind == "code":
-            body.append(f"<pre>{esc(block[1])}</pre>")
-        elif kind == "missing":
-            body.append(f'<p class="missing"><b>Missing: {esc(block[1])}.</b> Make it with '
-                        f"<code>{esc(block[2])}</code></p>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
-             "img{max-width:100%}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:.92em}td,th{border:1px solid #ccc;"
-             "padding:.25em .6em;text-align:left}th{background:#f3f3f3}pre{background:#f6f6f6;padding:.8em;"
-             "overflow-x:auto}.missing{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em .8em}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style>"
-            f"</head><body><h1>{esc(title)}</h1>{''.join(body)}</body></html>\n")
 
 
 # ----------------------------------------------------------------------------- gathering
@@ -144,8 +71,29 @@ def run_script(script, *args):
         return [], reason
     wrote = [line[len("wrote "):] for line in done.stdout.splitlines() if line.startswith("wrote ")]
     files = [Path(p.strip()) for line in wrote for p in line.split(", ")]
-    print(f"  {script}: {len(files)} file(s) in {seconds:.0f} s")
+    print(f"  {script}: {len(files)} file(s) in {seconds:.0f} s", flush=True)
     return files, None
+
+
+def regenerate(data, cnn_path, dnn_paths, out, faces):
+    models = ["--model", cnn_path] + [arg for p in dnn_paths for arg in ("--model", p)]
+    jobs = {
+        "confusion": ("confusion.py", "--data", data, *models, "--out", out),
+        "saliency": ("saliency.py", "--data", data, "--model", cnn_path, "--faces", faces, "--out", out),
+        "filters": ("filter_vis.py", "--data", data, "--model", cnn_path, "--filters", 24, "--steps", 60,
+                    "--out", out),
+        "lime": ("lime_explain.py", "--data", data, "--model", cnn_path, "--out", out),
+    }
+    print("regenerating figures:", flush=True)
+    return {key: run_script(*job) for key, job in jobs.items()}
+
+
+def found(out):
+    """What an earlier run left in `out` (--no-regenerate)."""
+    return {"confusion": (sorted(out.glob("confusion*.png")) + sorted(out.glob("confusion*.json")), "not found"),
+            "saliency": (sorted(out.glob("saliency*")), "not found"),
+            "filters": (sorted(out.glob("filters*")) + sorted(out.glob("feature_maps_*.png")), "not found"),
+            "lime": (sorted(out.glob("lime*.png")), "not found")}
 
 
 def run_records(model_path):
@@ -155,139 +103,228 @@ def run_records(model_path):
             records.read_history(history) if history.exists() else None)
 
 
-def architecture_table(model):
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape[1:]) if hasattr(layer, "output") else ""
-        rows.append((layer.name, type(layer).__name__, str(shape).replace(" ", ""), f"{layer.count_params():,}"))
-    return table(["layer", "type", "output shape", "parameters"], rows)
+def json_file(files, name=None):
+    """The JSON record named `name` among a script's files (without a name: its only one), or None."""
+    path = next((f for f in files if f.suffix == ".json" and (name is None or f.name == name)), None)
+    return json.loads(path.read_text()) if path else None
 
 
-def trainable(model):
-    from fer.models import trainable_parameters
-
-    return trainable_parameters(model)
+def png(files, name):
+    return next((f for f in files if f.name == name), None)
 
 
 # ----------------------------------------------------------------------------- sections
 
-def model_section(title, name, path, out, blocks, score_note=""):
-    """Architecture, parameters, curves and accuracy of one trained model; returns (model, summary)."""
+def architecture_table(model):
+    roles = layer_roles(model)
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"
+             and not layer.name.startswith("shortcut")]
+    roles.update({name: role.split(":")[0] for name, role in zip(convs, roles.values())})
+    rows = [(layer.name, roles.get(layer.name, ""), type(layer).__name__,
+             str(tuple(layer.output.shape[1:])).replace(" ", ""), f"{layer.count_params():,}")
+            for layer in model.layers if hasattr(layer, "output")]
+    return table(["layer", "role", "type", "output shape", "parameters"], rows)
+
+
+def model_section(title, name, path, out, blocks, majority, score_note=""):
+    """Architecture, parameters, curves and accuracy of one trained model; returns (model, summary, history)."""
     from fer.plots import history_figure
 
     blocks.append(heading(title))
     if not Path(path).exists():
         blocks.append(missing(f"the {name} model {path}", f"python train_{name.lower()}.py --train data/train.csv"))
-        return None, None
+        return None, None, None
     model = inference.load_model(path)
     summary, history = run_records(path)
-    blocks.append(para(f"`{path}`: {trainable(model):,} trainable parameters, {model.count_params():,} in all."
-                       + score_note))
+    blocks.append(para(narrative.model_text(name, summary, majority)))
+    if summary and summary.get("best_val_accuracy") is not None and not learned(summary["best_val_accuracy"],
+                                                                                  majority):
+        blocks.append(note(f"the {name} did not learn; its figures below show a model that answers at chance."))
+    blocks.append(para(f"`{path}`: {trainable_parameters(model):,} trainable parameters, "
+                       f"{model.count_params():,} in all." + score_note))
     blocks.append(architecture_table(model))
     if summary and history:
         split, validation = summary["split"], records.validation_words(summary)
-        blocks.append(para(f"{validation[0].upper()}{validation[1:]}; {split['train_rows']:,} training "
-                           f"and {split['val_rows']:,} validation faces; {summary['wall_seconds']:.0f} s on "
-                           f"{summary['device']} ({summary['backend']}, {summary['precision']}); "
-                           f"command `{summary.get('command', '?')}`."))
-        figure = history_figure(history, out / f"report_{name.lower()}_history.png",
-                                f"{name}: {validation}")
+        blocks.append(para(f"Recipe: {records.recipe_words(summary)}; {split['train_rows']:,} training and "
+                           f"{split['val_rows']:,} validation faces; {summary['wall_seconds'] / 60:.1f} min on "
+                           f"{summary['device']} ({summary['backend']}); command `{summary.get('command', '?')}`."))
+        figure = history_figure(history, out / f"report_{name.lower()}_history.png", f"{name}: {validation}")
         blocks.append(image(figure, f"{name} training curves: loss and accuracy per epoch"))
     else:
         blocks.append(missing(f"the {name}'s training records (summary and history beside {path})",
                               f"python train_{name.lower()}.py --train data/train.csv"))
-    return model, summary
+    return model, summary, history
 
 
-def comparison_section(cnn, cnn_summary, dnn, dnn_summary, blocks):
+def comparison_section(runs, confusion, majority, val_rows, out, files, blocks):
+    """runs: [(name, model, summary, history)], the CNN first."""
+    from fer.plots import curves_figure
+
     blocks.append(heading("2b. CNN vs DNN with the same number of parameters"))
-    if cnn is None or dnn is None:
-        blocks.append(missing("one of the two models", "bash run.sh"))
+    present = [r for r in runs if r[1] is not None]
+    if len(present) < 2 or present[0][0] != "CNN":
+        blocks.append(missing("the CNN or every DNN", "bash run.sh"))
         return
-    def accuracy(summary):
-        if not summary:
-            return "?"
-        score = summary["best_val_accuracy"]
-        return "none (every labeled row trained)" if score is None else f"{score:.4f}"
+    scored = [(name, confusion[Path(path).stem]) for name, _, _, path in present
+              if Path(path).stem in (confusion or {})]
+    if len(scored) == len(present):
+        blocks.append(para(narrative.comparison_text(
+            [(n, c["accuracy"], c["macro_f1"], c["never_predicted"]) for n, c in scored], val_rows)))
+    rows = []
+    for name, model, summary, path in present:
+        c = confusion.get(Path(path).stem) if confusion else None
+        rows.append((name, f"{trainable_parameters(model):,}",
+                     records.recipe_words(summary) if summary else "?",
+                     f"{c['accuracy']:.4f}" if c else "?", f"{c['macro_f1']:.3f}" if c else "?",
+                     ", ".join(c["never_predicted"]) or "-" if c else "?"))
+    blocks.append(table(["model", "trainable parameters", "recipe", "validation accuracy", "macro-F1",
+                         "never predicts"], rows))
+    histories = [(name, records.read_history(records.history_path(path))) for name, _, _, path in present
+                 if records.history_path(path).exists()]
+    if histories:
+        blocks.append(image(curves_figure(histories, majority, out / "report_cnn_vs_dnn.png"),
+                            "Validation accuracy per epoch (training dotted), majority-class line dashed"))
+    if scored:
+        blocks.append(table(["class"] + [f"F1 {n}" for n, _ in scored],
+                            [(cls, *(f"{c['per_class'][cls]['f1']:.3f}" for _, c in scored)) for cls in CLASSES]))
+    difference = next((f for f in files if f.name.endswith("_difference.png")), None)
+    if difference:
+        blocks.append(image(difference, "CNN minus the first DNN, rates per true class: red on the diagonal where "
+                                        "the CNN is right more often, blue off it where it errs less"))
+    blocks.append(para("The DNN sees each pixel as an unrelated input: no weight is shared across positions, so "
+                       "what it learns about a mouth corner in one place does not carry to another."))
 
-    rows = [("CNN", f"{trainable(cnn):,}", accuracy(cnn_summary)), ("DNN", f"{trainable(dnn):,}", accuracy(dnn_summary))]
-    blocks.append(table(["model", "trainable parameters", "best validation accuracy"], rows))
-    blocks.append(para("The DNN sees each pixel as an unrelated input: it has no weight sharing across positions "
-                       "and no notion of neighbourhood, so its parameters go to memorizing positions instead of "
-                       "reusable local patterns (edges, eyes, mouth corners) as the CNN's do."))
 
-
-def json_section(title, path, figure, command, render, blocks):
-    blocks.append(heading(title))
-    if not Path(path).exists():
-        blocks.append(missing(title.split(". ", 1)[-1], command))
+def ablation_section(record, figure_path, blocks):
+    blocks.append(heading("3. Batch normalization and augmentation (ablation)"))
+    if record is None:
+        blocks.append(missing("the ablation", "python ablation.py --data data/train.csv"))
         return
-    record = json.loads(Path(path).read_text())
-    blocks.append(para(record.get("title", "")))
-    render(record, blocks)
-    if Path(figure).exists():
-        blocks.append(image(figure, record.get("title", title)))
-
-
-def ablation_rows(record, blocks):
-    blocks.append(table(["variant", "batch norm", "augmentation", "best validation accuracy", "best epoch",
-                         "final training accuracy"],
+    blocks.append(para(narrative.ablation_text(record)))
+    majority = record.get("majority_share")
+    blocks.append(table(["variant", "batch norm", "augmentation", "peak lr", "best validation accuracy",
+                         "best epoch", "final training accuracy"],
                         [(r["variant"], "yes" if r["batchnorm"] else "no", "yes" if r["augmentation"] else "no",
-                          f"{r['best_val_accuracy']:.4f}", r["best_epoch"], f"{r['final_train_accuracy']:.4f}")
-                         for r in record["runs"]]))
+                          r.get("lr", "?"), f"{r['best_val_accuracy']:.4f}" if r.get("learned", True) else
+                          f"{r['best_val_accuracy']:.4f} (did not learn)", r["best_epoch"],
+                          f"{r['final_train_accuracy']:.4f}") for r in record["runs"]]))
+    if majority is not None:
+        blocks.append(para(f"Majority class on this validation split: {majority:.4f}. {record.get('title', '')}."))
+    if Path(figure_path).exists():
+        blocks.append(image(figure_path, record.get("title", "ablation")))
 
 
-def semi_rows(record, blocks):
-    blocks.append(table(["labeled", "supervised only", "with pseudo-labels (best round)", "pseudo-labels added",
-                         "lowest confidence kept", "pseudo-labels right", "all labels"],
-                        [(f"{t['labeled_fraction']:.0%} ({t['labeled_rows']:,})", f"{t['supervised_val_accuracy']:.4f}",
-                          f"{t['semi_supervised_val_accuracy']:.4f} ({t['best_round']})", f"{t['pseudo_rows']:,}",
-                          "n/a" if t.get("confidence_cutoff") is None else f"{t['confidence_cutoff']:.2f}",
-                          "n/a" if t["pseudo_label_accuracy"] is None else f"{t['pseudo_label_accuracy']:.1%}",
-                          f"{t['full_labels_val_accuracy']:.4f}") for t in record["results"]]))
-
-
-def confusion_section(files, error, blocks):
+def confusion_section(files, error, summary, blocks):
     blocks.append(heading("4. Confusion matrix"))
-    pngs = [f for f in files if f.suffix == ".png"]
-    if not pngs:
+    result = json_file(files)
+    pngs = [f for f in files if f.suffix == ".png" and not f.name.endswith("_difference.png")]
+    if not pngs or not result:
         blocks.append(missing(f"the confusion matrix ({error})", "python confusion.py --data data/train.csv"))
         return
-    blocks.append(image(pngs[0], "Confusion matrices on the validation split: counts and row-normalized rates"))
-    for path in (f for f in files if f.suffix == ".json"):
-        record = json.loads(path.read_text())
-        for name, result in record.items():
-            blocks.append(para(f"{name}: validation accuracy {result['accuracy']:.4f}. Most confused (true → "
-                               "predicted, share of the true class): " + "; ".join(
-                                   f"{a} → {b} {share:.0%}" for a, b, share, _ in result["most_confused"][:4]) + "."))
-            blocks.append(table(["class", "precision", "recall", "F1", "faces"],
-                                [(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
-                                 for c, m in result["per_class"].items()]))
+    cnn_name, cnn = next(iter(result.items()))
+    blocks.append(para(narrative.confusion_text(cnn, "CNN")))
+    recorded = (summary or {}).get("best_val_accuracy")
+    if recorded is not None and abs(recorded - cnn["accuracy"]) > 1e-9:
+        blocks.append(para(f"Scored from the model file, accuracy is {cnn['accuracy']:.4f}; training recorded "
+                           f"{recorded:.4f}. The difference ({round(abs(recorded - cnn['accuracy']) * cnn['faces'])}"
+                           f" of {cnn['faces']:,} faces) comes from the file's weights being rounded to float16."))
+    blocks.append(image(pngs[0], "Confusion matrices on the validation split: counts and rates per true class"))
+    blocks.append(table(["class", "precision", "recall", "F1", "faces"],
+                        [(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+                         for c, m in cnn["per_class"].items()]))
 
 
-def figures_section(title, files, error, captions, command, blocks):
-    blocks.append(heading(title))
+def saliency_section(files, error, blocks):
+    blocks.append(heading("5. Saliency maps"))
+    record = json_file(files, "saliency.json")
+    if record is None:
+        blocks.append(missing(f"the saliency maps ({error})", "python saliency.py --data data/train.csv"))
+        return
+    blocks.append(para(narrative.saliency_text(record)))
+    figures = [("saliency_grid.png", "Every method on one correctly classified validation face per class. Maps "
+                "are drawn over the face, their opacity following their strength"),
+               ("saliency_mistakes.png", "The most confidently wrong face of each of the most confused pairs, "
+                "explained for its true class and for the class the model chose")]
+    for name, caption in figures:
+        if png(files, name):
+            blocks.append(image(png(files, name), caption))
+    blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
+                         "randomization check"],
+                        [(n, f"{s['deletion_auc']:.3f}", f"{s['insertion_auc']:.3f}",
+                          record["sanity"].get(n, {}).get("verdict", "reference" if n == "random" else "not run"))
+                         for n, s in record["faithfulness"].items()]))
+    for name, caption in [("saliency_faithfulness.png", f"Deletion and insertion over {record['faces']} validation "
+                           "faces: the explained class's probability as the top-ranked pixels are blurred away or "
+                           "put back"),
+                          ("saliency_sanity.png", f"Randomization check over {record['sanity_faces']} faces: maps of "
+                           "the trained model and of the same network with random weights; an empty map counts as "
+                           "undefined, not as uncorrelated"),
+                          ("saliency_class_means.png", "Mean gradient map per class over up to 100 validation faces "
+                           "each")]:
+        if png(files, name):
+            blocks.append(image(png(files, name), caption))
+
+
+def filters_section(files, error, blocks):
+    blocks.append(heading("6. Filter patterns and feature maps"))
     pngs = [f for f in files if f.suffix == ".png"]
     if not pngs:
-        blocks.append(missing(f"{title.lower()} ({error})", command))
+        blocks.append(missing(f"the filter patterns ({error})", "python filter_vis.py --data data/train.csv"))
+        return
+    counted = json_file(files, "filters.json")
+    if counted:
+        blocks.append(para(narrative.filters_text(counted)))
     for path in pngs:
-        key, caption = next(((key, text) for key, text in captions.items() if key in path.name), ("", path.stem))
-        if key.endswith("_"):  # one figure per layer: say which
-            caption += f", layer {path.stem[path.stem.index(key) + len(key):]}"
-        blocks.append(image(path, caption))
+        layer = path.stem.split("_", 2)[-1] if path.stem.startswith("feature_maps_") else path.stem.split("_", 1)[-1]
+        role = (counted or {}).get(layer, {}).get("role", layer)
+        caption = ("Inputs that maximize each filter (gradient ascent), " if path.stem.startswith("filters_") else
+                   "The most active feature maps for one validation face, one colour scale, ")
+        blocks.append(image(path, caption + role))
+
+
+def semi_section(record, figure_path, blocks):
+    blocks.append(heading("8. Semi-supervised learning (pseudo-labels)"))
+    if record is None:
+        blocks.append(missing("the semi-supervised study", "python semi_supervised.py --data data/train.csv"))
+        return
+    blocks.append(para(narrative.semi_text(record)))
+    if not record.get("full_labels_learned", True):
+        blocks.append(note("the model trained with all labels did not learn either: this study's budget is too small "
+                           "for its data, and none of its numbers is a result."))
+    flag = lambda t, v: f"{v:.4f}" + ("" if t.get("learned", True) else " (did not learn)")  # noqa: E731
+    blocks.append(table(["labeled", "supervised only", "with pseudo-labels (best round)", "pseudo-labels added",
+                         "pseudo-labels right", "all labels"],
+                        [(f"{t['labeled_fraction']:.0%} ({t['labeled_rows']:,})", flag(t, t["supervised_val_accuracy"]),
+                          f"{t['semi_supervised_val_accuracy']:.4f} ({t['best_round']})"
+                          + (" within noise" if t.get("gain_within_noise") else ""), f"{t['pseudo_rows']:,}",
+                          "n/a" if t["pseudo_label_accuracy"] is None else f"{t['pseudo_label_accuracy']:.1%}",
+                          f"{t['full_labels_val_accuracy']:.4f}") for t in record["results"]]))
+    if Path(figure_path).exists():
+        blocks.append(image(figure_path, record.get("title", "pseudo-labels")))
 
 
 def math_section(blocks):
     from fer.derivations import FORMULAS, checks
 
     blocks.append(heading("9. The math, checked"))
-    blocks.append(para("Each formula is implemented in NumPy (fer/derivations.py) and compared with Keras's own "
-                       "layers and with automatic differentiation on random inputs; errors are relative to the "
-                       "largest reference value (shapes: in output pixels)."))
-    blocks.append(code("\n".join(f"{name}:  {formula}" for name, formula in FORMULAS.items())))
+    results = checks()
+    bad = [name for name, _, error in results if error >= 1e-5]
+    blocks.append(para(f"Each formula below is implemented in NumPy (fer/derivations.py) and compared with Keras's own "
+                       f"layers and with automatic differentiation on random inputs: {len(results) - len(bad)} of "
+                       f"{len(results)} agree to 1e-5" + (f"; {', '.join(bad)} do not" if bad else "") + "."))
+    for name, formula in FORMULAS.items():
+        blocks.append(math(name, formula))
     blocks.append(table(["quantity", "compared with", "largest error", "agrees"],
                         [(name, against, f"{error:.1e}", "yes" if error < 1e-5 else "NO")
-                         for name, against, error in checks()]))
+                         for name, against, error in results]))
+
+
+def majority_of(data, cnn_path):
+    try:
+        validation, _ = records.load_validation(data, cnn_path)
+        return majority_share(validation.y), len(validation)
+    except InputError:
+        return None, 0
 
 
 # ----------------------------------------------------------------------------- main
@@ -301,65 +338,57 @@ def main():
     if not Path(data).exists():
         raise InputError(data, "no such file")
     cnn_path = args.cnn or cli.default_model()
-    dnn_path = args.dnn
-    print(f"report on {cnn_path} (CNN) and {dnn_path} (DNN), data {data}")
-
-    regenerated = {}
-    if not args.no_regenerate and Path(cnn_path).exists():
-        models = ["--model", cnn_path] + (["--model", dnn_path] if Path(dnn_path).exists() else [])
-        jobs = {
-            "confusion": ("confusion.py", "--data", data, *models, "--out", out),
-            "saliency": ("saliency.py", "--data", data, "--model", cnn_path, "--out", out),
-            "filters": ("filter_vis.py", "--data", data, "--model", cnn_path, "--filters", 24, "--steps", 60,
-                        "--out", out),
-            "lime": ("lime_explain.py", "--data", data, "--model", cnn_path, "--out", out),
-        }
-        print("regenerating figures:")
-        regenerated = {key: run_script(*job) for key, job in jobs.items()}
+    dnn_paths = args.dnn or [p for p in DNNS if Path(p).exists()] or [DNNS[0]]
+    print(f"report on {cnn_path} (CNN) and {', '.join(dnn_paths)} (DNN), data {data}")
+    existing_dnns = [p for p in dnn_paths if Path(p).exists()]
+    if args.no_regenerate or not Path(cnn_path).exists():
+        regenerated = found(out)
     else:
-        # assemble what an earlier run left
-        regenerated = {"confusion": (sorted(out.glob("confusion*.png")) + sorted(out.glob("confusion*.json")), "not found"),
-                       "saliency": (sorted(out.glob("saliency_*.png")), "not found"),
-                       "filters": (sorted(out.glob("filters_*.png")) + sorted(out.glob("feature_maps_*.png")),
-                                   "not found"),
-                       "lime": (sorted(out.glob("lime*.png")), "not found")}
+        regenerated = regenerate(data, cnn_path, existing_dnns, out, args.faces)
+    majority, val_rows = majority_of(data, cnn_path)
 
-    scores = ""
-    if args.public is not None or args.private is not None:
-        scores = " Leaderboard: " + ", ".join(f"{k} {v:.4f}" for k, v in (("public", args.public),
-                                                                         ("private", args.private)) if v is not None) + "."
-    blocks = [para(f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{data}`. Classes: "
+    quoted = [f"{k} {v:.4f}" for k, v in (("public", args.public), ("private", args.private)) if v is not None]
+    scores = " Leaderboard: " + ", ".join(quoted) + "." if quoted else ""
+    blocks = [para(f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{data}` on {backend.accelerator()}. Classes: "
                    + ", ".join(f"{i} {c}" for i, c in enumerate(CLASSES)) + ".")]
-    cnn, cnn_summary = model_section("1. The CNN", "CNN", cnn_path, out, blocks, scores)
-    dnn, dnn_summary = model_section("2. The DNN", "DNN", dnn_path, out, blocks)
-    comparison_section(cnn, cnn_summary, dnn, dnn_summary, blocks)
-    json_section("3. Batch normalization and augmentation (ablation)", out / "ablation.json", out / "ablation.png",
-                 f"python ablation.py --data {data}", ablation_rows, blocks)
-    confusion_section(*regenerated["confusion"], blocks)
-    figures_section("5. Saliency maps", *regenerated["saliency"], {
-        "sanity": "Sanity check: the same maps from the network with random weights (rank correlation)",
-        "gradient": "Vanilla gradient |d score / d pixel|, one validation face per class",
-        "smoothgrad": "SmoothGrad: gradients averaged over noisy copies",
-        "integrated": "Integrated Gradients from a black image",
-        "hirescam": "HiResCAM on the last convolutional layer",
-        "gradcam": "Grad-CAM on the last convolutional layer"}, f"python saliency.py --data {data}", blocks)
-    figures_section("6. Filter patterns and feature maps", *regenerated["filters"], {
-        "filters_": "Inputs that maximize each filter (gradient ascent)",
-        "feature_maps_": "Feature maps of one validation face"}, f"python filter_vis.py --data {data}", blocks)
-    figures_section("7. LIME", *regenerated["lime"], {"lime": "LIME: superpixels that support the predicted class"},
-                    f"python lime_explain.py --data {data}", blocks)
-    json_section("8. Semi-supervised learning (pseudo-labels)", out / "semi_supervised.json",
-                 out / "semi_supervised.png", f"python semi_supervised.py --data {data}", semi_rows, blocks)
+    if majority is not None:
+        blocks.append(para(f"Always answering the most common class scores {majority:.4f} on the validation split "
+                           f"({val_rows:,} faces): a run must clear this line to have learned anything."))
+    cnn, cnn_summary, _ = model_section("1. The CNN", "CNN", cnn_path, out, blocks, majority or 0, scores)
+    runs = [("CNN", cnn, cnn_summary, cnn_path)]
+    for k, path in enumerate(dnn_paths):
+        name = "DNN" if k == 0 else f"DNN ({Path(path).stem})"
+        model, summary, _ = model_section(f"2{'' if k == 0 else chr(ord('a') + k - 1)}. The {name}", "DNN", path,
+                                          out, blocks, majority or 0)
+        runs.append((name, model, summary, path))
+    confusion_files = regenerated["confusion"][0]
+    confusion = json_file(confusion_files)
+    comparison_section(runs, confusion, majority or 0, val_rows, out, confusion_files, blocks)
+    ablation_section(json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else None,
+                     out / "ablation.png", blocks)
+    confusion_section(*regenerated["confusion"], cnn_summary, blocks)
+    saliency_section(*regenerated["saliency"], blocks)
+    filters_section(*regenerated["filters"], blocks)
+    blocks.append(heading("7. LIME"))
+    lime = [f for f in regenerated["lime"][0] if f.suffix == ".png"]
+    blocks.extend([image(lime[0], "LIME on SLIC superpixels: the regions that support the predicted class most, "
+                                  "and every region's weight (opacity follows the weight)")] if lime else
+                  [missing(f"LIME ({regenerated['lime'][1]})", f"python lime_explain.py --data {data}")])
+    semi = out / "semi_supervised.json"
+    semi_section(json.loads(semi.read_text()) if semi.exists() else None, out / "semi_supervised.png", blocks)
     math_section(blocks)
-    absent = [b[1] for b in blocks if b[0] == "missing"]
+    absent = [b for b in blocks if b[0] == "missing"]
     if absent:
         blocks.append(heading("Missing"))
-        blocks.append(table(["what", "make it with"], [(b[1], f"`{b[2]}`") for b in blocks if b[0] == "missing"]))
+        blocks.append(table(["what", "make it with"], [(b[1], f"`{b[2]}`") for b in absent]))
+    if args.started is not None:
+        blocks.append(para(f"The whole job (`bash run.sh`, set-up to this page) took "
+                           f"{(time.time() - args.started) / 60:.0f} minutes on {backend.accelerator()}."))
     title = "FER2013 facial-expression recognition: report"
     write_text(out / "report.md", f"# {title}\n\n" + to_markdown(blocks, out))
     write_text(out / "report.html", to_html(blocks, title))
     images = sum(b[0] == "img" for b in blocks)
-    print(f"{images} figures, {len(absent)} missing item(s){': ' + '; '.join(absent) if absent else ''}")
+    print(f"{images} figures, {len(absent)} missing item(s){': ' + '; '.join(b[1] for b in absent) if absent else ''}")
     print(f"report built in {time.perf_counter() - started:.0f} s")
     print(f"wrote {out / 'report.md'}, {out / 'report.html'}")
 

@@ -22,6 +22,7 @@ from fer import IMAGE_SIZE, cli, inference, records, training
 from fer.atomic import write_text
 from fer.data import as_input, one_hot, prepare_data
 from fer.outputs import check_folder
+from fer.scores import difference_is_noise, learned, majority_share
 from fer.settings import resolve
 
 
@@ -84,24 +85,25 @@ def pseudo_label(model_path, x_unlabeled, keep_share, threshold=None):
     return rows, probabilities.argmax(1)[rows], cutoff
 
 
-def draw(results, full, title, path):
+def draw(results, full, majority, title, path):
     from fer.plots import plt, save
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 5.6), layout="constrained")
     for (fraction, runs), color in zip(results.items(), plt.cm.tab10.colors):
         rounds = [r["round"] for r in runs]
         ax.plot(rounds, [r["val_accuracy"] for r in runs], "o-", color=color,
                 label=f"{fraction:.0%} labeled ({runs[0]['labeled_rows']:,} faces)")
         for r in runs[1:]:
             ax.annotate(f"+{r['pseudo_rows']:,}", (r["round"], r["val_accuracy"]), textcoords="offset points",
-                        xytext=(4, -12), fontsize=8, color=color)
+                        xytext=(4, -12), fontsize=10, color=color)
     ax.axhline(full, color="black", ls="--", lw=1, label=f"all labels ({full:.3f})")
+    ax.axhline(majority, color="grey", ls=":", lw=1.5, label=f"majority class ({majority:.3f})")
     ax.set_xticks(sorted({r["round"] for runs in results.values() for r in runs}))
     ax.margins(x=0.12)  # room for the annotations right of the last round
     ax.set_xlabel("round (0 = labeled faces only; annotation = pseudo-labeled faces added)")
     ax.set_ylabel("best validation accuracy")
-    ax.legend()
-    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=10)  # below the plot: never over a curve
+    ax.set_title(title, fontsize=11)
     return save(fig, path)
 
 
@@ -159,10 +161,16 @@ def main():
     split = data["split"]
     title = (f"Pseudo-labels: {args.arch}, {settings['epochs']} epochs a run, {selection} pseudo-labeled, "
              f"{split['train_rows']:,} training faces" + (f" + {len(extra):,} test faces" if len(extra) else ""))
-    figure = draw(results, full["best_val_accuracy"], title, Path(args.out) / "semi_supervised.png")
+    majority = majority_share(data["y_val"].argmax(1))
+    for t in table:
+        t["learned"] = learned(t["supervised_val_accuracy"], majority)
+        t["gain_within_noise"] = bool(difference_is_noise(t["supervised_val_accuracy"],
+                                                          t["semi_supervised_val_accuracy"], split["val_rows"]))
+    figure = draw(results, full["best_val_accuracy"], majority, title, Path(args.out) / "semi_supervised.png")
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
         {"title": title, "data": str(args.data), "test": args.test, "settings": dict(settings), "split": split,
-         "selection": selection, "results": table}, indent=2) + "\n")
+         "selection": selection, "majority_share": majority, "full_labels_learned": learned(
+             full["best_val_accuracy"], majority), "results": table}, indent=2) + "\n")
     records.print_table(title, [(f"{t['labeled_fraction']:.0%} labeled ({t['labeled_rows']:,})",
                                   f"supervised {t['supervised_val_accuracy']:.4f}  ->  pseudo-labels "
                                   f"{t['semi_supervised_val_accuracy']:.4f} (round {t['best_round']})")

@@ -74,3 +74,12 @@ def feature_maps(model, layer, image):
     face = np.asarray(image, "float32").reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
     out = layer_model(model, layer.output)(face, training=False)
     return np.asarray(out, "float32")[0]
+
+
+def dead_filters(model, layer, images, batch=128):
+    """Filters of `layer` whose activation is zero at every position of every one of `images`."""
+    features = layer_model(model, layer.output)
+    x = np.asarray(images, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    peak = np.max([np.asarray(features(x[i:i + batch], training=False), "float32").max(axis=(0, 1, 2))
+                   for i in range(0, len(x), batch)], axis=0)
+    return np.flatnonzero(peak <= 0)

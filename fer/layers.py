@@ -35,3 +35,16 @@ def conv_activations(model):
                 break
         names.append((node if isinstance(node, ACTIVATIONS) else layer).name)
     return list(dict.fromkeys(names))
+
+
+def layer_roles(model):
+    """Each convolutional activation named by its place: "block 4, conv 2: 384 filters, 6x6". A block is a run
+    of convolutions at one resolution (they end at a pooling or a strided layer)."""
+    roles, block, conv, size = {}, 0, 0, None
+    for name in conv_activations(model):
+        shape = model.get_layer(name).output.shape
+        if shape[1] != size:
+            block, conv, size = block + 1, 0, shape[1]
+        conv += 1
+        roles[name] = f"block {block}, conv {conv}: {shape[-1]} filters, {shape[1]}x{shape[2]}"
+    return roles

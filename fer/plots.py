@@ -42,3 +42,23 @@ def history_figure(rows, path, title):
     acc_ax.set_title("accuracy")
     fig.suptitle(title)
     return save(fig, path)
+
+
+def curves_figure(runs, majority, path):
+    """Validation accuracy per epoch of several runs on one axis (training dotted), the majority-class line
+    dashed, the legend below the plot so that it never covers a curve."""
+    fig, ax = plt.subplots(figsize=(9, 5.4), layout="constrained")
+    for (name, rows), colour, marker in zip(runs, plt.cm.tab10.colors, "osD^v<>"):
+        epochs = [r["epoch"] for r in rows]
+        if "val_accuracy" in rows[-1]:
+            ax.plot(epochs, [r["val_accuracy"] for r in rows], marker + "-", ms=3, color=colour,
+                    label=f"{name} validation (best {max(r['val_accuracy'] for r in rows):.3f})")
+        ax.plot(epochs, [r["accuracy"] for r in rows], ":", color=colour, label=f"{name} training")
+    if majority:
+        ax.axhline(majority, color="black", ls="--", lw=1, label=f"majority class ({majority:.3f})")
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("accuracy")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=10)
+    ax.set_title("Validation accuracy per epoch (training dotted)", fontsize=11)
+    return save(fig, path)

@@ -1,4 +1,6 @@
-"""report.py: every section present, figures regenerated from the model, absent runs listed as missing."""
+"""report.py: every section present with words written from its numbers, figures regenerated from the model,
+runs that did not learn flagged, absent runs listed as missing; the HTML self-contained and legible."""
+import base64
 import json
 import re
 
@@ -6,25 +8,67 @@ from conftest import run_script
 
 
 def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsys):
+    from fer.derivations import FORMULAS
+    from fer.document import PAGE_WIDTH_PX, CSS_DPI, png_dpi, png_size
+
     out = tmp_path / "figs"
     (out).mkdir()
-    (out / "ablation.json").write_text(json.dumps({"title": "tiny ablation", "runs": [
-        {"variant": "BN + augmentation", "batchnorm": True, "augmentation": True, "best_val_accuracy": 0.5,
-         "best_epoch": 2, "final_train_accuracy": 0.6}]}))
+    runs = [dict(variant="BN + augmentation", batchnorm=True, augmentation=True, lr=0.002, learned=True,
+                 best_val_accuracy=0.5, best_epoch=2, final_train_accuracy=0.6),
+            dict(variant="no BN, augmentation", batchnorm=False, augmentation=True, lr=0.0005, learned=False,
+                 best_val_accuracy=0.26, best_epoch=1, final_train_accuracy=0.25)]
+    (out / "ablation.json").write_text(json.dumps({"title": "tiny ablation", "majority_share": 0.2513,
+                                                   "split": {"val_rows": 140}, "runs": runs}))
     status = run_script("report.py", "--data", synthetic_files["train"], "--cnn", trained / "cnn.keras",
-                        "--dnn", tmp_path / "no_dnn.keras", "--out", out, "--private", "0.61")
+                        "--dnn", tmp_path / "no_dnn.keras", "--out", out, "--private", "0.61", "--faces", "14")
     assert status == 0
     md = (out / "report.md").read_text()
-    for section in ("1. The CNN", "2. The DNN", "3. Batch normalization", "4. Confusion matrix", "5. Saliency",
-                    "6. Filter patterns", "7. LIME", "8. Semi-supervised", "9. The math"):
+    for section in ("1. The CNN", "2. The DNN", "2b. CNN vs DNN", "3. Batch normalization", "4. Confusion matrix",
+                    "5. Saliency", "6. Filter patterns", "7. LIME", "8. Semi-supervised", "9. The math"):
         assert f"## {section}" in md, section
     # what exists is shown, what doesn't is listed as missing with the command that makes it
-    assert "tiny ablation" in md and "| BN + augmentation | yes | yes | 0.5000 | 2 | 0.6000 |" in md
-    assert "**Missing: the DNN model" in md and "**Missing: Semi-supervised learning" in md
+    assert "| BN + augmentation | yes | yes | 0.002 | 0.5000 | 2 | 0.6000 |" in md
+    assert "| no BN, augmentation | no | yes | 0.0005 | 0.2600 (did not learn) |" in md
+    assert "no BN, augmentation did not learn" in md  # and the section's words say so
+    assert "**Missing: the DNN model" in md and "**Missing: the semi-supervised study" in md
     assert "private 0.6100" in md
     assert "| dl/dx | vs autodiff through the Keras layer |" in md and "| NO |" not in md
+    # words written from the numbers: the CNN's accuracy against the majority class, the saliency verdicts
+    summary = json.loads((trained / "cnn_summary.json").read_text())
+    assert f"reached {summary['best_val_accuracy']:.4f} validation accuracy" in md
+    saliency = json.loads((out / "saliency.json").read_text())
+    assert "In the randomization check" in md and all(n in md for n in saliency["sanity"])
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(linked) >= 10  # curves, confusion, 5 saliency + sanity, filters, feature maps, LIME
+    names = {name.split("/")[-1] for name in linked}
+    assert {"saliency_grid.png", "saliency_mistakes.png", "saliency_faithfulness.png", "saliency_sanity.png",
+            "saliency_class_means.png", "lime.png", "report_cnn_history.png"} <= names
     assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in linked)
+
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == len(linked) and 'src="' + linked[0] not in page
+    # self-contained: every image inline, nothing fetched, no script
+    sources = re.findall(r'<img src="([^"]+)" width="(\d+)"', page)
+    assert len(sources) == len(linked) + len(FORMULAS)
+    assert all(src.startswith("data:image/png;base64,") for src, _ in sources)
+    assert not re.search(r"<script|<link|src=\"http|href=\"http|@import|url\(", page)
+    # formulas are drawn, not shown as LaTeX source
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert not re.search(r"\\(frac|partial|sum|sqrt|mathrm)|\$\$", text)
+    # each figure is shown at its print size (so its 10-point text reads at 10 points), never shrunk to fit
+    for src, width in sources:
+        data = base64.b64decode(src.split(",", 1)[1])
+        natural = png_size(data)[0] / png_dpi(data) * CSS_DPI
+        assert int(width) == round(natural) <= PAGE_WIDTH_PX, (width, natural)
+
+
+def test_no_figure_text_is_set_below_ten_points():
+    """Figures are shown at print size (above), so a font size under 10 points in the code is text too small
+    to read in the report."""
+    from conftest import ROOT
+
+    small = []
+    for path in [*ROOT.glob("*.py"), *(ROOT / "fer").glob("*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            for size in re.findall(r"(?:fontsize|labelsize|font\.size\"?:?)\s*[=:]?\s*(\d+(?:\.\d+)?)", line):
+                if float(size) < 10:
+                    small.append(f"{path.name}:{number}: {line.strip()}")
+    assert not small, small

@@ -1,0 +1,144 @@
+"""The report's words: each section opens with a few sentences written from its own numbers, so that what
+the text says is what the run measured. Every function takes results and returns plain sentences."""
+from .scores import LEARNED_MARGIN, difference_is_noise, learned
+
+
+def points(a, b):
+    """a - b in percentage points, signed."""
+    return f"{100 * (a - b):+.1f} points"
+
+
+def listing(items):
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def model_text(name, summary, majority):
+    """What one training run reached, against the majority class, and how far training ran ahead of it."""
+    if summary is None:
+        return f"The {name}'s training records are missing, so its curves and recipe cannot be shown."
+    best = summary.get("best_val_accuracy")
+    if best is None:
+        return (f"The {name} trained on every labeled face (no validation split), so it has no validation score; "
+                f"it ran {summary['epochs']} epochs.")
+    if not learned(best, majority):
+        return (f"The {name} did not learn: its best validation accuracy {best:.4f} is within "
+                f"{100 * LEARNED_MARGIN:.0f} point of always answering the most common class ({majority:.4f}).")
+    gap = summary["train_accuracy_at_best"] - best
+    fit = ("training accuracy ran well ahead of validation (it overfits)" if gap > 0.08 else
+           "training and validation accuracy stayed close (little overfitting)" if gap > -0.02 else
+           "validation accuracy is above training accuracy, as it is when training sees augmented faces")
+    return (f"The {name} reached {best:.4f} validation accuracy at epoch {summary['best_epoch']} of "
+            f"{summary['epochs']}, {points(best, majority)} above always answering the most common class "
+            f"({majority:.4f}). At that epoch training accuracy was {summary['train_accuracy_at_best']:.4f}: {fit}.")
+
+
+def comparison_text(rows, val_rows):
+    """rows: [(name, accuracy, macro_f1, never_predicted)] with the CNN first."""
+    (cnn, cnn_acc, cnn_f1, _), others = rows[0], rows[1:]
+    sentences = []
+    for name, acc, f1, never in others:
+        verdict = ("within the noise of" if difference_is_noise(cnn_acc, acc, val_rows) else
+                   "ahead of" if cnn_acc > acc else "behind")
+        sentences.append(f"With as many parameters, the {cnn} is {verdict} the {name}: {points(cnn_acc, acc)} of "
+                         f"accuracy and {points(cnn_f1, f1)} of macro-F1 (the mean of the seven classes' F1, "
+                         f"which a model cannot raise by ignoring the rare classes).")
+        if never:
+            sentences.append(f"The {name} never predicts {listing(never)}.")
+    return " ".join(sentences)
+
+
+def confusion_text(result, name):
+    pairs = result["most_confused"][:3]
+    worst = min(result["per_class"].items(), key=lambda item: item[1]["f1"])
+    best = max(result["per_class"].items(), key=lambda item: item[1]["f1"])
+    text = (f"The {name} confuses most often " + listing(f"{t} with {p} ({share:.0%} of {t})"
+                                                           for t, p, share, _ in pairs) +
+            f". Its best class is {best[0]} (F1 {best[1]['f1']:.2f}), its worst {worst[0]} "
+            f"(F1 {worst[1]['f1']:.2f}, {worst[1]['support']} faces).")
+    if result.get("never_predicted"):
+        text += f" It never predicts {listing(result['never_predicted'])}."
+    return text
+
+
+def ablation_text(record):
+    runs = {r["variant"]: r for r in record["runs"]}
+    majority = record.get("majority_share")
+    failed = [name for name, r in runs.items() if not r.get("learned", True)]
+    sentences = []
+    pairs = [("batch norm", "BN + augmentation", "no BN, augmentation"),
+             ("augmentation", "BN + augmentation", "BN, no augmentation")]
+    for what, with_it, without in pairs:
+        if with_it in runs and without in runs and with_it not in failed and without not in failed:
+            gain = runs[with_it]["best_val_accuracy"] - runs[without]["best_val_accuracy"]
+            noisy = difference_is_noise(runs[with_it]["best_val_accuracy"], runs[without]["best_val_accuracy"],
+                                        record["split"]["val_rows"]) if "split" in record else False
+            sentences.append(f"Removing {what} changes the best validation accuracy by {points(-gain, 0)}"
+                             + (" (within the noise of one run)" if noisy else "") + ".")
+    if "BN, no augmentation" in runs and "BN, no augmentation" not in failed:
+        r = runs["BN, no augmentation"]
+        sentences.append(f"Without augmentation the network ends at {r['final_train_accuracy']:.4f} training "
+                         f"accuracy against {r['best_val_accuracy']:.4f} validation: augmentation is what holds "
+                         f"back overfitting.")
+    if failed:
+        sentences.append(f"{listing(failed)} did not learn (at or near the majority class, {majority:.4f}): "
+                         "no conclusion is drawn from " + ("it." if len(failed) == 1 else "them."))
+    return " ".join(sentences)
+
+
+def semi_text(record):
+    sentences = []
+    val_rows = record["split"]["val_rows"]
+    for t in record["results"]:
+        share = f"{t['labeled_fraction']:.0%} of the labels"
+        if not t.get("learned", True):
+            sentences.append(f"With {share} the supervised model did not learn, so its pseudo-labels mean nothing.")
+            continue
+        gain = t["semi_supervised_val_accuracy"] - t["supervised_val_accuracy"]
+        noisy = difference_is_noise(t["supervised_val_accuracy"], t["semi_supervised_val_accuracy"], val_rows)
+        sentences.append(f"With {share}, pseudo-labels move validation accuracy by {points(gain, 0)}"
+                         + (" — within the noise of a single run, so no gain is shown" if noisy else "")
+                         + (f"; {t['pseudo_label_accuracy']:.0%} of the pseudo-labels were right"
+                            if t.get("pseudo_label_accuracy") is not None else "") + ".")
+    return " ".join(sentences)
+
+
+def saliency_text(record):
+    verdicts = record.get("sanity", {})
+    passing = [n for n, v in verdicts.items() if v["verdict"].startswith("passes")]
+    failing = [n for n, v in verdicts.items() if not v["verdict"].startswith("passes")]
+    scores = {n: s for n, s in record["faithfulness"].items() if n != "random"}
+    sentences = []
+    if scores:
+        by_deletion = min(scores, key=lambda n: scores[n]["deletion_auc"])
+        by_insertion = max(scores, key=lambda n: scores[n]["insertion_auc"])
+        random = record["faithfulness"].get("random")
+        worse = [n for n, s in scores.items() if random and s["deletion_auc"] >= random["deletion_auc"]]
+        sentences.append(f"Over {record['faces']} validation faces, {by_deletion} finds the pixels whose removal "
+                         f"hurts the prediction most (deletion area {scores[by_deletion]['deletion_auc']:.3f}) and "
+                         f"{by_insertion} those that restore it fastest (insertion area "
+                         f"{scores[by_insertion]['insertion_auc']:.3f})"
+                         + (f"; {listing(worse)} do no better than a random ranking at deletion" if worse else "")
+                         + ".")
+    if verdicts:
+        failed = [f"{n} ({verdicts[n]['verdict']})" for n in failing]
+        sentences.append(f"In the randomization check {listing(passing) or 'no method'} "
+                         f"pass{'es' if len(passing) == 1 else ''}"
+                         + (f"; {listing(failed)} do{'es' if len(failed) == 1 else ''} not" if failed else "") + ".")
+    for name, classes in record.get("blank", {}).items():
+        sentences.append(f"{name} is blank for {listing(classes)}: at the last convolutional layer the "
+                         "gradient-weighted maps add up to zero or less everywhere for those faces, and the "
+                         "method keeps only the positive part; HiResCAM, which weights each cell by its own "
+                         "gradient, does not lose them.")
+    return " ".join(sentences)
+
+
+def filters_text(record):
+    parts = []
+    for layer in record.values():
+        dead = len(layer["dead"])
+        parts.append(f"{layer['role']}: {dead} of {layer['filters']} filters dead" if dead else
+                     f"{layer['role']}: every filter active on some of {layer['faces']} validation faces")
+    return "Dead filters (never active on the validation faces shown): " + "; ".join(parts) + "." if parts else ""
