@@ -136,9 +136,11 @@ def saliency_text(record):
 
 
 def filters_text(record):
-    parts = []
-    for layer in record.values():
-        dead = len(layer["dead"])
-        parts.append(f"{layer['role']}: {dead} of {layer['filters']} filters dead" if dead else
-                     f"{layer['role']}: every filter active on some of {layer['faces']} validation faces")
-    return "Dead filters (never active on the validation faces shown): " + "; ".join(parts) + "." if parts else ""
+    """Dead filters (never active on any of the faces tried) per layer shown."""
+    if not record:
+        return ""
+    faces = max(layer["faces"] for layer in record.values())
+    parts = [f"{len(layer['dead']) or 'none'} of the {layer['filters']} of {layer['role'].split(':')[0]}"
+             for layer in record.values()]
+    return (f"Filters never active on any of {faces} validation faces (dead, marked in red below): "
+            + "; ".join(parts) + ".")

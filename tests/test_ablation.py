@@ -10,11 +10,20 @@ TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3
 
 
 def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, capsys):
-    args = ["--data", synthetic_files["train"], *TINY, "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
+    """Here the runs without batch norm get a learning rate too small to move: they must be reported as not
+    having learned, beside the majority-class share of the validation split."""
+    args = ["--data", synthetic_files["train"], *TINY, "--no-bn-lr", "1e-9", "--models", tmp_path / "runs",
+            "--out", tmp_path / "figs"]
     assert run_script("ablation.py", *args) == 0
+    assert capsys.readouterr().out.count("DID NOT LEARN") >= 2
     record = json.loads((tmp_path / "figs" / "ablation.json").read_text())
     runs = {(r["batchnorm"], r["augmentation"]): r for r in record["runs"]}
     assert set(runs) == {(True, True), (True, False), (False, True), (False, False)}
+    assert 0.14 <= record["majority_share"] < 0.2  # 7 nearly balanced classes
+    for (batchnorm, _), r in runs.items():
+        assert r["lr"] == (3e-3 if batchnorm else 1e-9)
+        assert r["learned"] == (r["best_val_accuracy"] > record["majority_share"] + 0.01)
+    assert not runs[(False, True)]["learned"] and not runs[(False, False)]["learned"]
     for r in runs.values():  # the table is each run's own record: its best epoch's validation accuracy
         stem = ("bn" if r["batchnorm"] else "no_bn") + ("_augmentation" if r["augmentation"] else "_no_augmentation")
         history = read_rows(tmp_path / "runs" / f"{stem}_history.csv")

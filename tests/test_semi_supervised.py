@@ -22,6 +22,8 @@ def test_pseudo_labels_are_mostly_right_on_learnable_faces(tmp_path, capsys):
     assert abs(result["labeled_rows"] - 240) <= 4  # half of the 480-face training split, per class rounded
     round0, round1 = result["rounds"]
     assert round0["val_accuracy"] > 0.6, result  # the supervised half learned the signal
+    assert 0.14 <= record["majority_share"] < 0.2 and result["learned"] and record["full_labels_learned"]
+    assert isinstance(result["gain_within_noise"], bool)
     unlabeled = 480 - result["labeled_rows"] + 50  # the hidden half of the training split, and the test file
     assert round1["pseudo_rows"] == round(0.5 * unlabeled) and round1["pseudo_accuracy"] > 0.8, result
     full = json.loads((tmp_path / "runs" / "full_labels_summary.json").read_text())

@@ -1,0 +1,63 @@
+"""The report's sentences follow its numbers: a run at the majority class is said not to have learned, a gain
+within the noise is not called a gain, the verdicts and the pairs named are the measured ones."""
+from fer import narrative
+
+SUMMARY = dict(best_val_accuracy=0.65, best_epoch=30, epochs=36, train_accuracy_at_best=0.78)
+
+
+def test_a_model_at_the_majority_class_did_not_learn():
+    assert "did not learn" in narrative.model_text("CNN", {**SUMMARY, "best_val_accuracy": 0.2560}, 0.2513)
+    text = narrative.model_text("CNN", SUMMARY, 0.2513)
+    assert "reached 0.6500 validation accuracy at epoch 30 of 36" in text and "+39.9 points" in text
+    assert "overfits" in text
+    assert "little overfitting" in narrative.model_text("CNN", {**SUMMARY, "train_accuracy_at_best": 0.66}, 0.25)
+
+
+def test_the_comparison_names_what_the_dnn_never_predicts():
+    text = narrative.comparison_text([("CNN", 0.65, 0.62, []), ("DNN", 0.45, 0.29, ["Disgust"])], 5742)
+    assert "ahead of the DNN: +20.0 points of accuracy and +33.0 points of macro-F1" in text
+    assert "The DNN never predicts Disgust." in text
+    assert "within the noise of" in narrative.comparison_text([("CNN", 0.650, 0.6, []), ("DNN", 0.648, 0.6, [])],
+                                                               5742)
+
+
+def test_the_ablation_draws_no_conclusion_from_runs_that_did_not_learn():
+    runs = [dict(variant="BN + augmentation", best_val_accuracy=0.55, final_train_accuracy=0.5, learned=True),
+            dict(variant="BN, no augmentation", best_val_accuracy=0.50, final_train_accuracy=0.8, learned=True),
+            dict(variant="no BN, augmentation", best_val_accuracy=0.2513, final_train_accuracy=0.25, learned=False)]
+    text = narrative.ablation_text(dict(runs=runs, majority_share=0.2513, split=dict(val_rows=5742)))
+    assert "Removing augmentation changes the best validation accuracy by -5.0 points." in text
+    assert "batch norm changes" not in text  # its comparison involves a run that did not learn
+    assert "no BN, augmentation did not learn" in text
+
+
+def test_a_semi_supervised_gain_within_the_noise_is_not_called_a_gain():
+    record = dict(split=dict(val_rows=5742), results=[
+        dict(labeled_fraction=0.25, supervised_val_accuracy=0.5008, semi_supervised_val_accuracy=0.5013,
+             pseudo_label_accuracy=0.7, learned=True),
+        dict(labeled_fraction=0.5, supervised_val_accuracy=0.52, semi_supervised_val_accuracy=0.56,
+             pseudo_label_accuracy=0.8, learned=True)])
+    first, second = narrative.semi_text(record).split(". ", 1)
+    assert "within the noise" in first and "within the noise" not in second and "+4.0 points" in second
+
+
+def test_the_saliency_words_carry_the_measured_verdicts():
+    record = dict(faces=70, blank={"gradcam": ["Happy", "Sad"]},
+                  faithfulness={"gradient": dict(deletion_auc=0.28, insertion_auc=0.37),
+                                "lime": dict(deletion_auc=0.16, insertion_auc=0.64),
+                                "random": dict(deletion_auc=0.27, insertion_auc=0.35)},
+                  sanity={"gradient": dict(verdict="passes (median rho 0.11)"),
+                          "smoothgrad": dict(verdict="fails: the maps barely change with random weights")})
+    text = narrative.saliency_text(record)
+    assert "lime finds the pixels whose removal hurts the prediction most (deletion area 0.160)" in text
+    assert "gradient do no better than a random ranking" in text
+    assert "In the randomization check gradient passes; smoothgrad (fails" in text
+    assert "gradcam is blank for Happy and Sad" in text
+
+
+def test_dead_filters_are_counted_per_layer():
+    record = {"a": dict(role="block 1, conv 1: 48 filters, 48x48", filters=48, dead=[], faces=512),
+              "b": dict(role="block 4, conv 2: 384 filters, 6x6", filters=384, dead=[3, 9, 70], faces=512)}
+    assert narrative.filters_text(record) == ("Filters never active on any of 512 validation faces (dead, marked in "
+                                              "red below): none of the 48 of block 1, conv 1; 3 of the 384 of "
+                                              "block 4, conv 2.")
