@@ -132,6 +132,6 @@ def test_the_report_says_it_was_not_validated_and_why_its_figures_are_missing(al
     assert run_script("report.py", "--data", synthetic_files["train"], "--cnn", out / "cnn.keras",
                       "--dnn", tmp_path / "no_dnn.keras", "--out", figures) == 0
     md = (figures / "report.md").read_text()
-    assert "No validation: every labeled row trained, the model is the last of 5 epochs; 700 training and 0 " \
-           "validation faces" in md
+    assert "The CNN trained on every labeled face (no validation split), so it has no validation score; it ran 5 " \
+           "epochs." in md and "; 700 training and 0 validation faces;" in md
     assert "--val-fraction 0" in capsys.readouterr().out  # each figure script's refusal, quoted

@@ -1,4 +1,6 @@
 """Gradient ascent finds inputs that excite their filter; layers resolve by name or index."""
+import json
+
 import numpy as np
 import pytest
 
@@ -64,8 +66,29 @@ def test_resnet_layers_are_its_activations_and_block_outputs_not_its_shortcuts(t
 def test_filter_vis_script(trained, synthetic_files, tmp_path, capsys):
     assert run_script("filter_vis.py", "--model", trained / "cnn.keras", "--data", synthetic_files["train"],
                       "--filters", "4", "--steps", "5", "--compare", trained / "cnn.keras", "--out", tmp_path) == 0
-    pngs = sorted(p.name for p in tmp_path.iterdir())
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(pngs) == 4 and all(p.startswith(("filters_", "feature_maps_")) for p in pngs)
+    counted = json.loads((tmp_path / "filters.json").read_text())
+    assert [layer["role"].split(":")[0] for layer in counted.values()] == ["block 1, conv 1", "block 4, conv 2"]
+    assert all(isinstance(layer["dead"], list) for layer in counted.values())
     assert run_script("filter_vis.py", "--model", trained / "cnn.keras", "--layer", "conv_nonesuch",
                       "--out", tmp_path) == 2
     assert capsys.readouterr().err.startswith("error: --layer: no layer named 'conv_nonesuch'")
+
+
+def test_a_filter_that_never_fires_is_found_dead(trained):
+    """The first block's batch norm shifts channel 5 far below zero: its ReLU output is 0 on every face."""
+    import keras
+
+    from conftest import synthetic_faces
+    from fer.filters import dead_filters
+
+    model = inference.load_model(trained / "cnn.keras")
+    layer = model.get_layer(conv_activations(model)[0])
+    x, _ = synthetic_faces(64, seed=3)
+    assert list(dead_filters(model, layer, x)) == []
+    norm = next(l for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    gamma, beta, mean, variance = (np.array(w) for w in norm.get_weights())
+    beta[5], gamma[5] = -100.0, 0.0
+    norm.set_weights([gamma, beta, mean, variance])
+    assert list(dead_filters(model, layer, x)) == [5]
