@@ -2,7 +2,8 @@
 """Confusion matrix of a trained model on its validation split, with per-class metrics.
 
 Counts and row-normalized rates, per-class precision/recall/F1, the most confused
-pairs; with two --model flags (e.g. CNN and DNN) both side by side.
+pairs; with several --model flags (e.g. CNN and DNN) all side by side, and the first
+minus the second as a difference matrix.
 
     python confusion.py --data data/train.csv
     python confusion.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras --log
@@ -104,7 +105,7 @@ def main():
         print("most confused: " + "; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts)))
     stem = "confusion" if len(paths) == 1 else "confusion_" + "_vs_".join(Path(p).stem for p in paths)
     figures = [draw(results, Path(args.out) / f"{stem}.png", args.log)]
-    if len(results) == 2:
+    if len(results) >= 2:  # the first model against the second
         figures.append(draw_difference(results, Path(args.out) / f"{stem}_difference.png"))
     from fer.atomic import write_text
 

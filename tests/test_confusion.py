@@ -26,3 +26,24 @@ def test_most_confused_ranks_by_rate_of_the_true_class():
     pairs = most_confused(counts, top=2)
     assert pairs[0][:2] == ("Disgust", "Fear") and abs(pairs[0][2] - 0.5) < 1e-9
     assert pairs[1][:2] == ("Angry", "Happy")
+
+
+def test_two_models_give_a_difference_matrix_and_macro_f1(trained, synthetic_files, tmp_path):
+X
+    model = trained / "cnn.keras"
+    assert run_script("confusion.py", "--model", model, "--model", model, "--data", synthetic_files["train"],
+                      "--out", tmp_path) == 0
+    (figure,) = tmp_path.glob("*_difference.png")
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())["cnn"]
+    assert abs(report["macro_f1"] - np.mean([m["f1"] for m in report["per_class"].values()])) < 1e-12
+    assert report["never_predicted"] == [c for c, m in report["per_class"].items() if m["precision"] == 0
+                                         and m["recall"] == 0 and m["support"] > 0]
+
+
+def test_never_predicted_names_the_empty_columns():
+    from fer.scores import never_predicted
+
+    counts = np.diag([5, 0, 3, 3, 3, 3, 3])
+    counts[1, 0] = 4  # every Disgust face called Angry
+    assert never_predicted(counts) == ["Disgust"]
