@@ -101,7 +101,8 @@ def draw_feature_maps(panels, face, layer_name, path):
     channels = panels[0][1].shape[-1]
     shown = most_active(panels[0][1])
     rows, columns = grid_shape(len(shown))
-    top = max(float(maps[..., shown].max()) for _, maps in panels) or 1.0
+    # one scale for all, set by the 99.5th percentile so that a few edge pixels do not darken every map
+    top = max(float(np.percentile(maps[..., shown], 99.5)) for _, maps in panels) or 1.0
     fig = plt.figure(figsize=(min(11.0, 1.2 * columns * len(panels) + 1.6), 1.35 * rows + 1.2), layout="constrained")
     subfigs = np.atleast_1d(fig.subfigures(1, len(panels) + 1, width_ratios=[1.2] + [columns] * len(panels)))
     ax = subfigs[0].subplots()

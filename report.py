@@ -103,6 +103,14 @@ def run_records(model_path):
             records.read_history(history) if history.exists() else None)
 
 
+def shown_path(path):
+    """A path as the reader would type it: relative to here when it is under here."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def json_file(files, name=None):
     """The JSON record named `name` among a script's files (without a name: its only one), or None."""
     path = next((f for f in files if f.suffix == ".json" and (name is None or f.name == name)), None)
@@ -126,8 +134,9 @@ def architecture_table(model):
     return table(["layer", "role", "type", "output shape", "parameters"], rows)
 
 
-def model_section(title, name, path, out, blocks, majority, score_note=""):
-    """Architecture, parameters, curves and accuracy of one trained model; returns (model, summary, history)."""
+def model_section(title, name, path, out, blocks, majority, score_note="", label=None):
+    """Architecture, parameters, curves and accuracy of one trained model (`label` names it in the text, default
+    `name`); returns (model, summary, history)."""
     from fer.plots import history_figure
 
     blocks.append(heading(title))
@@ -136,11 +145,12 @@ def model_section(title, name, path, out, blocks, majority, score_note=""):
         return None, None, None
     model = inference.load_model(path)
     summary, history = run_records(path)
-    blocks.append(para(narrative.model_text(name, summary, majority)))
+    label = label or name
+    blocks.append(para(narrative.model_text(label, summary, majority)))
     if summary and summary.get("best_val_accuracy") is not None and not learned(summary["best_val_accuracy"],
                                                                                   majority):
-        blocks.append(note(f"the {name} did not learn; its figures below show a model that answers at chance."))
-    blocks.append(para(f"`{path}`: {trainable_parameters(model):,} trainable parameters, "
+        blocks.append(note(f"the {label} did not learn; its figures below show a model that answers at chance."))
+    blocks.append(para(f"`{shown_path(path)}`: {trainable_parameters(model):,} trainable parameters, "
                        f"{model.count_params():,} in all." + score_note))
     blocks.append(architecture_table(model))
     if summary and history:
@@ -148,8 +158,8 @@ def model_section(title, name, path, out, blocks, majority, score_note=""):
         blocks.append(para(f"Recipe: {records.recipe_words(summary)}; {split['train_rows']:,} training and "
                            f"{split['val_rows']:,} validation faces; {summary['wall_seconds'] / 60:.1f} min on "
                            f"{summary['device']} ({summary['backend']}); command `{summary.get('command', '?')}`."))
-        figure = history_figure(history, out / f"report_{name.lower()}_history.png", f"{name}: {validation}")
-        blocks.append(image(figure, f"{name} training curves: loss and accuracy per epoch"))
+        figure = history_figure(history, out / f"report_{Path(path).stem}_history.png", f"{label}: {validation}")
+        blocks.append(image(figure, f"{label} training curves: loss and accuracy per epoch"))
     else:
         blocks.append(missing(f"the {name}'s training records (summary and history beside {path})",
                               f"python train_{name.lower()}.py --train data/train.csv"))
@@ -359,7 +369,7 @@ def main():
     for k, path in enumerate(dnn_paths):
         name = "DNN" if k == 0 else f"DNN ({Path(path).stem})"
         model, summary, _ = model_section(f"2{'' if k == 0 else chr(ord('a') + k - 1)}. The {name}", "DNN", path,
-                                          out, blocks, majority or 0)
+                                          out, blocks, majority or 0, label=name)
         runs.append((name, model, summary, path))
     confusion_files = regenerated["confusion"][0]
     confusion = json_file(confusion_files)

@@ -32,7 +32,7 @@ from fer.scores import confusion_counts, most_confused
 
 CAPTIONS = {"gradient": "gradient", "smoothgrad": "SmoothGrad", "integrated": "Integrated\nGradients",
             "occlusion": "occlusion", "lime": "LIME", "gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
-BLANK_CAM = "blank:\nweighted maps\n<= 0 everywhere"
+BLANK_CAM = "blank:\nall <= 0"
 
 
 def one_line(name):
