@@ -81,14 +81,15 @@ def ablation_text(record):
         plain, augmented = runs["BN, no augmentation"], runs["BN + augmentation"]
         gap, augmented_gap = (plain["final_train_accuracy"] - plain["best_val_accuracy"],
                               augmented["final_train_accuracy"] - augmented["best_val_accuracy"])
-        ahead = plain["best_val_accuracy"] > augmented["best_val_accuracy"]
+        memorizing = plain["best_val_accuracy"] > augmented["best_val_accuracy"] and gap > augmented_gap + 0.05
         sentences.append(f"Without augmentation training accuracy ends {points(gap, 0)} above validation, with it "
                          f"{points(augmented_gap, 0)}" + (": at this budget the un-augmented network is still ahead, "
                                                             "but it is already fitting its training faces far "
-                                                            "better than new ones." if ahead and gap > augmented_gap else "."))
+                                                            "better than new ones." if memorizing else "."))
     if failed:
-        sentences.append(f"{listing(failed)} did not learn (at or near the majority class, {majority:.4f}): "
-                         "no conclusion is drawn from " + ("it." if len(failed) == 1 else "them."))
+        names = listing(failed)
+        sentences.append(f"{names[0].upper()}{names[1:]} did not learn (at or near the majority class, "
+                         f"{majority:.4f}): no conclusion is drawn from " + ("it." if len(failed) == 1 else "them."))
     return " ".join(sentences)
 
 

@@ -28,7 +28,7 @@ def test_the_ablation_draws_no_conclusion_from_runs_that_did_not_learn():
     text = narrative.ablation_text(dict(runs=runs, majority_share=0.2513, split=dict(val_rows=5742)))
     assert "Removing augmentation changes the best validation accuracy by -5.0 points." in text
     assert "batch norm changes" not in text  # its comparison involves a run that did not learn
-    assert "no BN, augmentation did not learn" in text
+    assert "No BN, augmentation did not learn" in text  # a sentence of its own
 
 
 def test_a_semi_supervised_gain_within_the_noise_is_not_called_a_gain():

@@ -29,7 +29,7 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     # what exists is shown, what doesn't is listed as missing with the command that makes it
     assert "| BN + augmentation | yes | yes | 0.002 | 0.5000 | 2 | 0.6000 |" in md
     assert "| no BN, augmentation | no | yes | 0.0005 | 0.2600 (did not learn) |" in md
-    assert "no BN, augmentation did not learn" in md  # and the section's words say so
+    assert "No BN, augmentation did not learn" in md  # and the section's words say so
     assert "**Missing: the DNN model" in md and "**Missing: the semi-supervised study" in md
     assert "private 0.6100" in md
     assert "| dl/dx | vs autodiff through the Keras layer |" in md and "| NO |" not in md
