@@ -91,7 +91,9 @@ def model_card(summary, history, size_bytes, note):
                                                          if summary.get("unlabeled_rows") else "") + " |",
         f"| trainable parameters | {summary['trainable_parameters']:,} |",
         f"| command | `{summary.get('command', '?')}` |",
-        f"| preset | {summary.get('preset', '?')}: {settings.get('epochs')} epochs, batch {settings.get('batch_size')}, "
+        f"| preset | {summary.get('preset', '?')}: "
+        + (f"timed to {settings['minutes']:g} minutes ({summary['epochs']} epochs)" if settings.get("minutes") else
+           f"{settings.get('epochs')} epochs") + f", batch {settings.get('batch_size')}, "
         f"{settings.get('optimizer')} lr {settings.get('lr')}, label smoothing {settings.get('label_smoothing')}, "
         f"augmentation {records.augmentation_words(settings)}{records.teacher_words(settings)} |",
         f"| hardware | {summary['device']}, {summary['backend']}, {summary['precision']} |",

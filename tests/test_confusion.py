@@ -29,7 +29,8 @@ def test_most_confused_ranks_by_rate_of_the_true_class():
 
 
 def test_two_models_give_a_difference_matrix_and_macro_f1(trained, synthetic_files, tmp_path):
-X
+    """Two --model flags (here the same model twice) give the difference figure; macro-F1 is the mean of the
+    classes' F1; the classes never predicted are those with neither precision nor recall."""
     model = trained / "cnn.keras"
     assert run_script("confusion.py", "--model", model, "--model", model, "--data", synthetic_files["train"],
                       "--out", tmp_path) == 0
