@@ -25,6 +25,15 @@ def parse_args():
     return parser.parse_args()
 
 
+def class_axes(ax):
+    """A class-by-class matrix's axes: predicted classes across, true classes down."""
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.grid(False)
+
+
 def draw(results, path, log):
     import matplotlib.colors as colors
 
@@ -44,11 +53,7 @@ def draw(results, path, log):
                     dark = values[i, j] > (values.max() * 0.6 if fmt == "d" else 0.6)
                     ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=10,
                             color="white" if dark else "black")
-            ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-            ax.set_yticks(range(len(CLASSES)), CLASSES)
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-            ax.grid(False)
+            class_axes(ax)
             ax.set_title(f"{name}: {title} (accuracy {accuracy:.4f})")
     fig.tight_layout()
     return save(fig, path)
@@ -70,11 +75,7 @@ def draw_difference(results, path):
         for j in range(len(CLASSES)):
             ax.text(j, i, f"{difference[i, j]:+.2f}", ha="center", va="center", fontsize=10,
                     color="white" if abs(difference[i, j]) > 0.6 * bound else "black")
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.grid(False)
+    class_axes(ax)
     ax.set_title(f"{first} - {second}: red on the diagonal = {first} right more often")
     return save(fig, path)
 
