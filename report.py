@@ -24,7 +24,7 @@ from fer import CLASSES, backend, cli, inference, narrative, records
 from fer.atomic import write_text
 from fer.document import heading, image, math, missing, note, para, table, to_html, to_markdown
 from fer.errors import InputError
-from fer.layers import layer_roles
+from fer.layers import layer_rows
 from fer.models import trainable_parameters
 from fer.outputs import check_folder
 from fer.scores import learned, majority_share
@@ -117,22 +117,7 @@ def json_file(files, name=None):
     return json.loads(path.read_text()) if path else None
 
 
-def png(files, name):
-    return next((f for f in files if f.name == name), None)
-
-
 # ----------------------------------------------------------------------------- sections
-
-def architecture_table(model):
-    roles = layer_roles(model)
-    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"
-             and not layer.name.startswith("shortcut")]
-    roles.update({name: role.split(":")[0] for name, role in zip(convs, roles.values())})
-    rows = [(layer.name, roles.get(layer.name, ""), type(layer).__name__,
-             str(tuple(layer.output.shape[1:])).replace(" ", ""), f"{layer.count_params():,}")
-            for layer in model.layers if hasattr(layer, "output")]
-    return table(["layer", "role", "type", "output shape", "parameters"], rows)
-
 
 def model_section(title, name, path, out, blocks, majority, score_note="", label=None):
     """Architecture, parameters, curves and accuracy of one trained model (`label` names it in the text, default
@@ -152,7 +137,7 @@ def model_section(title, name, path, out, blocks, majority, score_note="", label
         blocks.append(note(f"the {label} did not learn; its figures below show a model that answers at chance."))
     blocks.append(para(f"`{shown_path(path)}`: {trainable_parameters(model):,} trainable parameters, "
                        f"{model.count_params():,} in all." + score_note))
-    blocks.append(architecture_table(model))
+    blocks.append(table(["layer", "role", "type", "output shape", "parameters"], layer_rows(model)))
     if summary and history:
         split, validation = summary["split"], records.validation_words(summary)
         blocks.append(para(f"Recipe: {records.recipe_words(summary)}; {split['train_rows']:,} training and "
@@ -235,9 +220,7 @@ def confusion_section(files, error, summary, blocks):
     blocks.append(para(narrative.confusion_text(cnn, "CNN")))
     recorded = (summary or {}).get("best_val_accuracy")
     if recorded is not None and abs(recorded - cnn["accuracy"]) > 1e-9:
-        blocks.append(para(f"Scored from the model file, accuracy is {cnn['accuracy']:.4f}; training recorded "
-                           f"{recorded:.4f}. The difference ({round(abs(recorded - cnn['accuracy']) * cnn['faces'])}"
-                           f" of {cnn['faces']:,} faces) comes from the file's weights being rounded to float16."))
+        blocks.append(para(narrative.rescored_text(recorded, cnn["accuracy"], cnn["faces"], summary)))
     blocks.append(image(pngs[0], "Confusion matrices on the validation split: counts and rates per true class"))
     blocks.append(table(["class", "precision", "recall", "F1", "faces"],
                         [(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
@@ -251,28 +234,29 @@ def saliency_section(files, error, blocks):
         blocks.append(missing(f"the saliency maps ({error})", "python saliency.py --data data/train.csv"))
         return
     blocks.append(para(narrative.saliency_text(record)))
-    figures = [("saliency_grid.png", "Every method on one correctly classified validation face per class. Maps "
-                "are drawn over the face, their opacity following their strength"),
-               ("saliency_mistakes.png", "The most confidently wrong face of each of the most confused pairs, "
-                "explained for its true class and for the class the model chose")]
-    for name, caption in figures:
-        if png(files, name):
-            blocks.append(image(png(files, name), caption))
-    blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
-                         "randomization check"],
-                        [(n, f"{s['deletion_auc']:.3f}", f"{s['insertion_auc']:.3f}",
-                          record["sanity"].get(n, {}).get("verdict", "reference" if n == "random" else "not run"))
-                         for n, s in record["faithfulness"].items()]))
-    for name, caption in [("saliency_faithfulness.png", f"Deletion and insertion over {record['faces']} validation "
-                           "faces: the explained class's probability as the top-ranked pixels are blurred away or "
-                           "put back"),
-                          ("saliency_sanity.png", f"Randomization check over {record['sanity_faces']} faces: maps of "
-                           "the trained model and of the same network with random weights; an empty map counts as "
-                           "undefined, not as uncorrelated"),
-                          ("saliency_class_means.png", "Mean gradient map per class over up to 100 validation faces "
-                           "each")]:
-        if png(files, name):
-            blocks.append(image(png(files, name), caption))
+    captions = {
+        "saliency_grid.png": "Every method on one correctly classified validation face per class. Maps are drawn "
+                             "over the face, their opacity following their strength",
+        "saliency_mistakes.png": "The most confidently wrong face of each of the most confused pairs, explained for "
+                                 "its true class and for the class the model chose",
+        "table": None,
+        "saliency_faithfulness.png": f"Deletion and insertion over {record['faces']} validation faces: the explained "
+                                     "class's probability as the top-ranked pixels are blurred away or put back",
+        "saliency_sanity.png": f"Randomization check over {record['sanity_faces']} faces: maps of the trained model "
+                               "and of the same network with random weights; an empty map counts as undefined, not "
+                               "as uncorrelated",
+        "saliency_class_means.png": "Mean gradient map per class over up to 100 validation faces each"}
+    drawn = {f.name: f for f in files}
+    for name, caption in captions.items():
+        if name == "table":
+            blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
+                                 "randomization check"],
+                                [(record.get("titles", {}).get(n, n), f"{s['deletion_auc']:.3f}",
+                                  f"{s['insertion_auc']:.3f}", record["sanity"].get(n, {}).get(
+                                      "verdict", "reference" if n == "random" else "not run"))
+                                 for n, s in record["faithfulness"].items()]))
+        elif name in drawn:
+            blocks.append(image(drawn[name], caption))
 
 
 def filters_section(files, error, blocks):

@@ -252,6 +252,7 @@ def summary_record(results, curves, pairs, mistakes, sample_size, sanity_count):
     checked = {n: r for n, r in results.items() if "rho" in r}
     return dict(
         faces=sample_size, sanity_faces=sanity_count if checked else 0,
+        titles={**{n: one_line(n) for n in curves}, "random": "random ranking"},
         pairs=[[CLASSES[t], CLASSES[p]] for t, p in pairs], mistakes=mistakes,
         blank={n: r["blank"] for n, r in results.items() if r["blank"]},
         faithfulness={n: dict(deletion_auc=float(c["deletion_auc"].mean()),

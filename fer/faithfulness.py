@@ -48,10 +48,10 @@ def sanity_verdict(correlations):
         return f"undefined: empty maps for {undefined.sum()} of {len(correlations)} faces"
     median = float(np.median(correlations[~undefined]))
     if median >= PASS_BELOW:
-        return f"fails: the maps barely change with random weights (median rho {median:.2f})"
+        return f"fails: the maps barely change with random weights (median ρ {median:.2f})"
     if undefined.any():
-        return f"passes where defined (median rho {median:.2f}; empty maps for {undefined.sum()} faces)"
-    return f"passes (median rho {median:.2f})"
+        return f"passes where defined (median ρ {median:.2f}; empty maps for {undefined.sum()} faces)"
+    return f"passes (median ρ {median:.2f})"
 
 
 def ranking(maps, seed=0):

@@ -48,3 +48,14 @@ def layer_roles(model):
         conv += 1
         roles[name] = f"block {block}, conv {conv}: {shape[-1]} filters, {shape[1]}x{shape[2]}"
     return roles
+
+
+def layer_rows(model):
+    """One row per layer: name, role (convolutions and their activations by place), type, output shape, parameters."""
+    roles = layer_roles(model)
+    convs = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"
+             and not layer.name.startswith("shortcut")]
+    roles.update({name: role.split(":")[0] for name, role in zip(convs, roles.values())})
+    return [(layer.name, roles.get(layer.name, ""), type(layer).__name__,
+             str(tuple(layer.output.shape[1:])).replace(" ", ""), f"{layer.count_params():,}")
+            for layer in model.layers if hasattr(layer, "output")]

@@ -39,12 +39,13 @@ def comparison_text(rows, val_rows):
     """rows: [(name, accuracy, macro_f1, never_predicted)] with the CNN first."""
     (cnn, cnn_acc, cnn_f1, _), others = rows[0], rows[1:]
     sentences = []
-    for name, acc, f1, never in others:
+    for i, (name, acc, f1, never) in enumerate(others):
         verdict = ("within the noise of" if difference_is_noise(cnn_acc, acc, val_rows) else
                    "ahead of" if cnn_acc > acc else "behind")
-        sentences.append(f"With as many parameters, the {cnn} is {verdict} the {name}: {points(cnn_acc, acc)} of "
-                         f"accuracy and {points(cnn_f1, f1)} of macro-F1 (the mean of the seven classes' F1, "
-                         f"which a model cannot raise by ignoring the rare classes).")
+        sentences.append((f"With as many parameters, the {cnn} is" if i == 0 else "It is also") +
+                         f" {verdict} the {name}: {points(cnn_acc, acc)} of accuracy and {points(cnn_f1, f1)} of "
+                         "macro-F1" + (" (the mean of the seven classes' F1, which a model cannot raise by ignoring "
+                                       "the rare classes)." if i == 0 else "."))
         if never:
             sentences.append(f"The {name} never predicts {listing(never)}.")
     return " ".join(sentences)
@@ -61,6 +62,16 @@ def confusion_text(result, name):
     if result.get("never_predicted"):
         text += f" It never predicts {listing(result['never_predicted'])}."
     return text
+
+
+def rescored_text(recorded, scored, faces, summary):
+    """Why a model file scores a little differently from what its training run recorded."""
+    precision = summary.get("precision")
+    why = ("the file's weights being rounded to float16" if summary.get("weights") == "float16" else
+           f"training having validated in {precision} (mixed precision) while the scripts compute in float32"
+           if precision in ("bfloat16", "float16") else "floating-point sums taken in another order")
+    return (f"Scored from the model file, accuracy is {scored:.4f}; training recorded {recorded:.4f}. The difference "
+            f"({round(abs(recorded - scored) * faces)} of {faces:,} faces) comes from {why}.")
 
 
 def ablation_text(record):
@@ -112,6 +123,11 @@ def semi_text(record):
 
 def saliency_text(record):
     verdicts = record.get("sanity", {})
+    titles = record.get("titles", {})  # the methods' own names (Integrated Gradients, Grad-CAM), when recorded
+
+    def title(name):
+        return titles.get(name, name)
+
     passing = [n for n, v in verdicts.items() if v["verdict"].startswith("passes")]
     failing = [n for n, v in verdicts.items() if not v["verdict"].startswith("passes")]
     scores = {n: s for n, s in record["faithfulness"].items() if n != "random"}
@@ -121,19 +137,20 @@ def saliency_text(record):
         by_insertion = max(scores, key=lambda n: scores[n]["insertion_auc"])
         random = record["faithfulness"].get("random")
         worse = [n for n, s in scores.items() if random and s["deletion_auc"] >= random["deletion_auc"]]
-        sentences.append(f"Over {record['faces']} validation faces, {by_deletion} finds the pixels whose removal "
-                         f"hurts the prediction most (deletion area {scores[by_deletion]['deletion_auc']:.3f}) and "
-                         f"{by_insertion} those that restore it fastest (insertion area "
+        sentences.append(f"Over {record['faces']} validation faces, {title(by_deletion)} finds the pixels whose "
+                         f"removal hurts the prediction most (deletion area {scores[by_deletion]['deletion_auc']:.3f}) and "
+                         f"{title(by_insertion)} those that restore it fastest (insertion area "
                          f"{scores[by_insertion]['insertion_auc']:.3f})"
-                         + (f"; {listing(worse)} do no better than a random ranking at deletion" if worse else "")
+                         + (f"; {listing(map(title, worse))} do no better than a random ranking at deletion"
+                            if worse else "")
                          + ".")
     if verdicts:
-        failed = [f"{n} ({verdicts[n]['verdict']})" for n in failing]
-        sentences.append(f"In the randomization check {listing(passing) or 'no method'} "
+        failed = [f"{title(n)} ({verdicts[n]['verdict']})" for n in failing]
+        sentences.append(f"In the randomization check {listing(map(title, passing)) or 'no method'} "
                          f"pass{'es' if len(passing) == 1 else ''}"
                          + (f"; {listing(failed)} do{'es' if len(failed) == 1 else ''} not" if failed else "") + ".")
     for name, classes in record.get("blank", {}).items():
-        sentences.append(f"{name} is blank for {listing(classes)}: at the last convolutional layer the "
+        sentences.append(f"{title(name)} is blank for {listing(classes)}: at the last convolutional layer the "
                          "gradient-weighted maps add up to zero or less everywhere for those faces, and the "
                          "method keeps only the positive part; HiResCAM, which weights each cell by its own "
                          "gradient, does not lose them.")

@@ -73,6 +73,7 @@ def test_saliency_script_writes_each_figure_and_its_numbers(trained, synthetic_f
     assert record["faces"] == 21 and record["sanity_faces"] == 7
     assert set(record["faithfulness"]) == {"gradient", "gradcam", "random"} and set(record["sanity"]) == {
         "gradient", "gradcam"}
+    assert record["titles"] == {"gradient": "gradient", "gradcam": "Grad-CAM", "random": "random ranking"}
     # the model learned the patches: its gradient finds them better than a random ranking does
     scores = record["faithfulness"]
     assert scores["gradient"]["deletion_auc"] < scores["random"]["deletion_auc"]

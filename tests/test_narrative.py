@@ -17,8 +17,19 @@ def test_the_comparison_names_what_the_dnn_never_predicts():
     text = narrative.comparison_text([("CNN", 0.65, 0.62, []), ("DNN", 0.45, 0.29, ["Disgust"])], 5742)
     assert "ahead of the DNN: +20.0 points of accuracy and +33.0 points of macro-F1" in text
     assert "The DNN never predicts Disgust." in text
+    two = narrative.comparison_text([("CNN", 0.65, 0.62, []), ("DNN", 0.45, 0.29, []), ("DNN 2", 0.50, 0.40, [])],
+                                    5742)
+    assert "It is also ahead of the DNN 2: +15.0 points of accuracy and +22.0 points of macro-F1." in two
+    assert two.count("the mean of the seven classes' F1") == 1  # explained once, not per DNN
     assert "within the noise of" in narrative.comparison_text([("CNN", 0.650, 0.6, []), ("DNN", 0.648, 0.6, [])],
                                                                5742)
+
+
+def test_a_rescored_model_file_says_why_it_differs_from_its_training_record():
+    exported = narrative.rescored_text(0.6588, 0.6587, 5742, dict(precision="bfloat16", weights="float16"))
+    assert "(1 of 5,742 faces) comes from the file's weights being rounded to float16." in exported
+    trained = narrative.rescored_text(0.6480, 0.6487, 5742, dict(precision="bfloat16"))
+    assert "(4 of 5,742 faces) comes from training having validated in bfloat16 (mixed precision)" in trained
 
 
 def test_the_ablation_draws_no_conclusion_from_runs_that_did_not_learn():
@@ -53,6 +64,8 @@ def test_the_saliency_words_carry_the_measured_verdicts():
     assert "gradient do no better than a random ranking" in text
     assert "In the randomization check gradient passes; smoothgrad (fails" in text
     assert "gradcam is blank for Happy and Sad" in text
+    named = narrative.saliency_text({**record, "titles": {"lime": "LIME", "gradcam": "Grad-CAM"}})
+    assert "LIME finds the pixels" in named and "Grad-CAM is blank for Happy and Sad" in named
 
 
 def test_dead_filters_are_counted_per_layer():

@@ -37,7 +37,7 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     summary = json.loads((trained / "cnn_summary.json").read_text())
     assert f"reached {summary['best_val_accuracy']:.4f} validation accuracy" in md
     saliency = json.loads((out / "saliency.json").read_text())
-    assert "In the randomization check" in md and all(n in md for n in saliency["sanity"])
+    assert "In the randomization check" in md and all(saliency["titles"][n] in md for n in saliency["sanity"])
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     names = {name.split("/")[-1] for name in linked}
     assert {"saliency_grid.png", "saliency_mistakes.png", "saliency_faithfulness.png", "saliency_sanity.png",
