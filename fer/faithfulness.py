@@ -46,7 +46,7 @@ def sanity_verdict(correlations):
     undefined = np.isnan(correlations)
     if undefined.mean() > EMPTY_SHARE:
         return f"undefined: empty maps for {undefined.sum()} of {len(correlations)} faces"
-    median = float(np.median(correlations[~undefined]))
+    median = round(float(np.median(correlations[~undefined])), 2) + 0.0  # + 0.0: never "-0.00"
     if median >= PASS_BELOW:
         return f"fails: the maps barely change with random weights (median ρ {median:.2f})"
     if undefined.any():

@@ -170,7 +170,8 @@ def validation_words(summary):
 
 def augmentation_words(settings):
     """The run's augmentation in a few words, e.g. "affine x1.0, erasing 0.5, mixup 0.2"."""
-    words = [f"{settings.get('augment')} x{settings.get('augment_scale')}"]
+    words = (["no augmentation"] if settings.get("augment") == "none" else
+             [f"{settings.get('augment')} x{settings.get('augment_scale')}"])
     if settings.get("erase"):
         words.append(f"erasing {settings['erase']}")
     if settings.get("mixup"):

@@ -74,3 +74,10 @@ def test_dead_filters_are_counted_per_layer():
     assert narrative.filters_text(record) == ("Filters never active on any of 512 validation faces (dead, marked in "
                                               "red below): none of the 48 of block 1, conv 1; 3 of the 384 of "
                                               "block 4, conv 2.")
+
+
+def test_a_recipe_says_when_it_trained_without_augmentation():
+    from fer.records import augmentation_words
+
+    assert augmentation_words(dict(augment="none", augment_scale=0.5)) == "no augmentation"
+    assert augmentation_words(dict(augment="affine", augment_scale=0.5, ema=0.998)) == "affine x0.5, EMA 0.998"
