@@ -73,7 +73,8 @@ def draw_difference(results, path):
     fig.colorbar(image, ax=ax, label=f"rate of {first} minus rate of {second}")
     for i in range(len(CLASSES)):
         for j in range(len(CLASSES)):
-            ax.text(j, i, f"{difference[i, j]:+.2f}", ha="center", va="center", fontsize=10,
+            shown = round(difference[i, j], 2) + 0.0  # + 0.0 turns -0.0 into 0.0: no "-0.00" cells
+            ax.text(j, i, f"{shown:+.2f}", ha="center", va="center", fontsize=10,
                     color="white" if abs(difference[i, j]) > 0.6 * bound else "black")
     class_axes(ax)
     ax.set_title(f"{first} - {second}: red on the diagonal = {first} right more often")

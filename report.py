@@ -365,6 +365,9 @@ def main():
     filters_section(*regenerated["filters"], blocks)
     blocks.append(heading("7. LIME"))
     lime = [f for f in regenerated["lime"][0] if f.suffix == ".png"]
+    saliency = json_file(regenerated["saliency"][0], "saliency.json")
+    if lime and saliency and "lime" in saliency["faithfulness"]:
+        blocks.append(para(narrative.lime_text(saliency)))
     blocks.extend([image(lime[0], "LIME on SLIC superpixels: the regions that support the predicted class most, "
                                   "and every region's weight (opacity follows the weight)")] if lime else
                   [missing(f"LIME ({regenerated['lime'][1]})", f"python lime_explain.py --data {data}")])

@@ -8,6 +8,10 @@ def points(a, b):
     return f"{100 * (a - b):+.1f} points"
 
 
+def ordinal(k):
+    return {1: "first", 2: "second", 3: "third"}.get(k, f"{k}th")
+
+
 def listing(items):
     items = list(items)
     if len(items) <= 1:
@@ -155,6 +159,18 @@ def saliency_text(record):
                          "method keeps only the positive part; HiResCAM, which weights each cell by its own "
                          "gradient, does not lose them.")
     return " ".join(sentences)
+
+
+def lime_text(record):
+    """Where LIME ranks among the saliency methods on the faithfulness scores, and its randomization verdict."""
+    scores = {n: s for n, s in record["faithfulness"].items() if n != "random"}
+    lime, verdict = scores["lime"], record.get("sanity", {}).get("lime", {}).get("verdict")
+    by_deletion = sorted(scores, key=lambda n: scores[n]["deletion_auc"]).index("lime") + 1
+    by_insertion = sorted(scores, key=lambda n: -scores[n]["insertion_auc"]).index("lime") + 1
+    return (f"LIME fits a linear model to the CNN's answers on faces with superpixels greyed out, so it explains "
+            f"regions, not pixels. Over the {record['faces']} faces of section 5 its regions rank {ordinal(by_deletion)} "
+            f"of {len(scores)} methods at deletion (area {lime['deletion_auc']:.3f}) and {ordinal(by_insertion)} at "
+            f"insertion ({lime['insertion_auc']:.3f})" + (f"; randomization check: {verdict}." if verdict else "."))
 
 
 def filters_text(record):

@@ -68,6 +68,17 @@ def test_the_saliency_words_carry_the_measured_verdicts():
     assert "LIME finds the pixels" in named and "Grad-CAM is blank for Happy and Sad" in named
 
 
+def test_lime_is_placed_among_the_methods_by_its_own_scores():
+    record = dict(faces=70, faithfulness={"gradient": dict(deletion_auc=0.24, insertion_auc=0.37),
+                                          "lime": dict(deletion_auc=0.15, insertion_auc=0.69),
+                                          "integrated": dict(deletion_auc=0.14, insertion_auc=0.46),
+                                          "random": dict(deletion_auc=0.28, insertion_auc=0.28)},
+                  sanity={"lime": dict(verdict="passes (median ρ 0.09)")})
+    text = narrative.lime_text(record)
+    assert "rank second of 3 methods at deletion (area 0.150) and first at insertion (0.690)" in text
+    assert text.endswith("randomization check: passes (median ρ 0.09).")
+
+
 def test_dead_filters_are_counted_per_layer():
     record = {"a": dict(role="block 1, conv 1: 48 filters, 48x48", filters=48, dead=[], faces=512),
               "b": dict(role="block 4, conv 2: 384 filters, 6x6", filters=384, dead=[3, 9, 70], faces=512)}

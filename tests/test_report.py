@@ -38,6 +38,7 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     assert f"reached {summary['best_val_accuracy']:.4f} validation accuracy" in md
     saliency = json.loads((out / "saliency.json").read_text())
     assert "In the randomization check" in md and all(saliency["titles"][n] in md for n in saliency["sanity"])
+    assert "LIME fits a linear model" in md.split("## 7. LIME")[1]  # section 7 opens with its own numbers too
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     names = {name.split("/")[-1] for name in linked}
     assert {"saliency_grid.png", "saliency_mistakes.png", "saliency_faithfulness.png", "saliency_sanity.png",
