@@ -227,36 +227,35 @@ def confusion_section(files, error, summary, blocks):
                          for c, m in cnn["per_class"].items()]))
 
 
-def saliency_section(files, error, blocks):
+def saliency_section(record, files, error, blocks):
+    """record: saliency.json as read from `files`, or None."""
     blocks.append(heading("5. Saliency maps"))
-    record = json_file(files, "saliency.json")
     if record is None:
         blocks.append(missing(f"the saliency maps ({error})", "python saliency.py --data data/train.csv"))
         return
     blocks.append(para(narrative.saliency_text(record)))
-    captions = {
-        "saliency_grid.png": "Every method on one correctly classified validation face per class. Maps are drawn "
-                             "over the face, their opacity following their strength",
-        "saliency_mistakes.png": "The most confidently wrong face of each of the most confused pairs, explained for "
-                                 "its true class and for the class the model chose",
-        "table": None,
-        "saliency_faithfulness.png": f"Deletion and insertion over {record['faces']} validation faces: the explained "
-                                     "class's probability as the top-ranked pixels are blurred away or put back",
-        "saliency_sanity.png": f"Randomization check over {record['sanity_faces']} faces: maps of the trained model "
-                               "and of the same network with random weights; an empty map counts as undefined, not "
-                               "as uncorrelated",
-        "saliency_class_means.png": "Mean gradient map per class over up to 100 validation faces each"}
     drawn = {f.name: f for f in files}
-    for name, caption in captions.items():
-        if name == "table":
-            blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
-                                 "randomization check"],
-                                [(record.get("titles", {}).get(n, n), f"{s['deletion_auc']:.3f}",
-                                  f"{s['insertion_auc']:.3f}", record["sanity"].get(n, {}).get(
-                                      "verdict", "reference" if n == "random" else "not run"))
-                                 for n, s in record["faithfulness"].items()]))
-        elif name in drawn:
+
+    def figure(name, caption):
+        if name in drawn:
             blocks.append(image(drawn[name], caption))
+
+    figure("saliency_grid.png", "Every method on one correctly classified validation face per class. Maps are drawn "
+                                "over the face, their opacity following their strength")
+    figure("saliency_mistakes.png", "The most confidently wrong face of each of the most confused pairs, explained "
+                                    "for its true class and for the class the model chose")
+    blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
+                         "randomization check"],
+                        [(narrative.title(record, n), f"{s['deletion_auc']:.3f}", f"{s['insertion_auc']:.3f}",
+                          record["sanity"].get(n, {}).get("verdict", "reference" if n == "random" else "not run"))
+                         for n, s in record["faithfulness"].items()]))
+    figure("saliency_faithfulness.png", f"Deletion and insertion over {record['faces']} validation faces: the "
+                                        "explained class's probability as the top-ranked pixels are blurred away or "
+                                        "put back")
+    figure("saliency_sanity.png", f"Randomization check over {record['sanity_faces']} faces: maps of the trained "
+                                  "model and of the same network with random weights; an empty map counts as "
+                                  "undefined, not as uncorrelated")
+    figure("saliency_class_means.png", "Mean gradient map per class over up to 100 validation faces each")
 
 
 def filters_section(files, error, blocks):
@@ -361,11 +360,11 @@ def main():
     ablation_section(json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else None,
                      out / "ablation.png", blocks)
     confusion_section(*regenerated["confusion"], cnn_summary, blocks)
-    saliency_section(*regenerated["saliency"], blocks)
+    saliency = json_file(regenerated["saliency"][0], "saliency.json")
+    saliency_section(saliency, *regenerated["saliency"], blocks)
     filters_section(*regenerated["filters"], blocks)
     blocks.append(heading("7. LIME"))
     lime = [f for f in regenerated["lime"][0] if f.suffix == ".png"]
-    saliency = json_file(regenerated["saliency"][0], "saliency.json")
     if lime and saliency and "lime" in saliency["faithfulness"]:
         blocks.append(para(narrative.lime_text(saliency)))
     blocks.extend([image(lime[0], "LIME on SLIC superpixels: the regions that support the predicted class most, "

@@ -125,37 +125,44 @@ def semi_text(record):
     return " ".join(sentences)
 
 
+def title(record, name):
+    """A saliency method's own name (Integrated Gradients, Grad-CAM) where saliency.json records it."""
+    return record.get("titles", {}).get(name, name)
+
+
+def method_scores(record):
+    """The faithfulness scores of the saliency methods, without the random ranking they are measured against."""
+    return {n: s for n, s in record["faithfulness"].items() if n != "random"}
+
+
 def saliency_text(record):
     verdicts = record.get("sanity", {})
-    titles = record.get("titles", {})  # the methods' own names (Integrated Gradients, Grad-CAM), when recorded
-
-    def title(name):
-        return titles.get(name, name)
-
     passing = [n for n, v in verdicts.items() if v["verdict"].startswith("passes")]
     failing = [n for n, v in verdicts.items() if not v["verdict"].startswith("passes")]
-    scores = {n: s for n, s in record["faithfulness"].items() if n != "random"}
+    scores = method_scores(record)
     sentences = []
     if scores:
         by_deletion = min(scores, key=lambda n: scores[n]["deletion_auc"])
         by_insertion = max(scores, key=lambda n: scores[n]["insertion_auc"])
         random = record["faithfulness"].get("random")
         worse = [n for n, s in scores.items() if random and s["deletion_auc"] >= random["deletion_auc"]]
-        sentences.append(f"Over {record['faces']} validation faces, {title(by_deletion)} finds the pixels whose "
-                         f"removal hurts the prediction most (deletion area {scores[by_deletion]['deletion_auc']:.3f}) and "
-                         f"{title(by_insertion)} those that restore it fastest (insertion area "
+        best_deletion, best_insertion = title(record, by_deletion), title(record, by_insertion)
+        sentences.append(f"Over {record['faces']} validation faces, {best_deletion} finds the pixels whose removal "
+                         f"hurts the prediction most (deletion area {scores[by_deletion]['deletion_auc']:.3f}) and "
+                         f"{best_insertion} those that restore it fastest (insertion area "
                          f"{scores[by_insertion]['insertion_auc']:.3f})"
-                         + (f"; {listing(map(title, worse))} do no better than a random ranking at deletion"
-                            if worse else "")
+                         + (f"; {listing(title(record, n) for n in worse)} do no better than a random ranking at "
+                            "deletion" if worse else "")
                          + ".")
     if verdicts:
-        failed = [f"{title(n)} ({verdicts[n]['verdict']})" for n in failing]
-        sentences.append(f"In the randomization check {listing(map(title, passing)) or 'no method'} "
+        failed = [f"{title(record, n)} ({verdicts[n]['verdict']})" for n in failing]
+        passers = listing(title(record, n) for n in passing) or "no method"
+        sentences.append(f"In the randomization check {passers} "
                          f"pass{'es' if len(passing) == 1 else ''}"
                          + (f"; {listing(failed)} do{'es' if len(failed) == 1 else ''} not" if failed else "") + ".")
     for name, classes in record.get("blank", {}).items():
-        sentences.append(f"{title(name)} is blank for {listing(classes)}: at the last convolutional layer the "
-                         "gradient-weighted maps add up to zero or less everywhere for those faces, and the "
+        sentences.append(f"{title(record, name)} is blank for {listing(classes)}: at the last convolutional "
+                         "layer the gradient-weighted maps add up to zero or less everywhere for those faces, and the "
                          "method keeps only the positive part; HiResCAM, which weights each cell by its own "
                          "gradient, does not lose them.")
     return " ".join(sentences)
@@ -163,14 +170,15 @@ def saliency_text(record):
 
 def lime_text(record):
     """Where LIME ranks among the saliency methods on the faithfulness scores, and its randomization verdict."""
-    scores = {n: s for n, s in record["faithfulness"].items() if n != "random"}
+    scores = method_scores(record)
     lime, verdict = scores["lime"], record.get("sanity", {}).get("lime", {}).get("verdict")
     by_deletion = sorted(scores, key=lambda n: scores[n]["deletion_auc"]).index("lime") + 1
     by_insertion = sorted(scores, key=lambda n: -scores[n]["insertion_auc"]).index("lime") + 1
     return (f"LIME fits a linear model to the CNN's answers on faces with superpixels greyed out, so it explains "
-            f"regions, not pixels. Over the {record['faces']} faces of section 5 its regions rank {ordinal(by_deletion)} "
-            f"of {len(scores)} methods at deletion (area {lime['deletion_auc']:.3f}) and {ordinal(by_insertion)} at "
-            f"insertion ({lime['insertion_auc']:.3f})" + (f"; randomization check: {verdict}." if verdict else "."))
+            f"regions, not pixels. Over the {record['faces']} faces of section 5 its regions rank "
+            f"{ordinal(by_deletion)} of {len(scores)} methods at deletion (area {lime['deletion_auc']:.3f}) and "
+            f"{ordinal(by_insertion)} at insertion ({lime['insertion_auc']:.3f})"
+            + (f"; randomization check: {verdict}." if verdict else "."))
 
 
 def filters_text(record):
