@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fer import CLASSES, cli, inference, records
+from fer.narrative import rounded
 from fer.outputs import check_folder
 from fer.scores import confusion_counts, macro_f1, most_confused, never_predicted, per_class_metrics
 
@@ -73,8 +74,7 @@ def draw_difference(results, path):
     fig.colorbar(image, ax=ax, label=f"rate of {first} minus rate of {second}")
     for i in range(len(CLASSES)):
         for j in range(len(CLASSES)):
-            shown = round(difference[i, j], 2) + 0.0  # + 0.0 turns -0.0 into 0.0: no "-0.00" cells
-            ax.text(j, i, f"{shown:+.2f}", ha="center", va="center", fontsize=10,
+            ax.text(j, i, f"{rounded(difference[i, j], 2):+.2f}", ha="center", va="center", fontsize=10,
                     color="white" if abs(difference[i, j]) > 0.6 * bound else "black")
     class_axes(ax)
     ax.set_title(f"{first} - {second}: red on the diagonal = {first} right more often")

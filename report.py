@@ -88,11 +88,17 @@ def regenerate(data, cnn_path, dnn_paths, out, faces):
     return {key: run_script(*job) for key, job in jobs.items()}
 
 
+def by_layer(path):
+    """filter_vis.py's order: each layer's filter patterns, then its feature maps; filters.json last."""
+    return (path.suffix == ".json", path.stem.removeprefix("feature_maps_").removeprefix("filters_"),
+            path.stem.startswith("feature_maps_"))
+
+
 def found(out):
     """What an earlier run left in `out` (--no-regenerate)."""
     return {"confusion": (sorted(out.glob("confusion*.png")) + sorted(out.glob("confusion*.json")), "not found"),
             "saliency": (sorted(out.glob("saliency*")), "not found"),
-            "filters": (sorted(out.glob("filters*")) + sorted(out.glob("feature_maps_*.png")), "not found"),
+            "filters": (sorted([*out.glob("filters*"), *out.glob("feature_maps_*.png")], key=by_layer), "not found"),
             "lime": (sorted(out.glob("lime*.png")), "not found")}
 
 

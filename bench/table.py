@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The table of every training run recorded in bench/results/: recipe, best validation accuracy, time, speed,
-machine and command, best first. It is generated from the records (NAME_summary.json and NAME_history.csv),
-never edited by hand: rerun it after adding a run's records.
+machine and command, best first; then the training-step measurements (pipeline_*.json, bench/pipeline.py's
+JSON line). It is generated from the records (NAME_summary.json and NAME_history.csv), never edited by hand:
+rerun it after adding a run's records.
 
     python bench/table.py                      # writes bench/results/TABLE.md
     python bench/table.py --results DIR --out -
 """
+import json
 import re
 import sys
 from pathlib import Path
@@ -70,12 +72,39 @@ def table(found):
     return "\n".join(lines + [row(*run) for run in found]) + "\n"
 
 
+def pipeline_row(path):
+    """bench/pipeline.py's JSON line (the record's last line) as a table row."""
+    try:
+        got = json.loads(path.read_text().strip().splitlines()[-1])
+        rate, keras_rate = got["images_per_s"]["a"], got["images_per_s"].get("k")
+        command = f"bench/pipeline.py --width {got['width']:g} --batch-size {got['batch_size']} " \
+                  f"--precision {got['precision']}"
+        return (f"| {path.stem} | {got['device'].removeprefix('CPU: ')}, {got['backend']} | `{command}` | {rate:,.0f} | "
+                + (f"{keras_rate:,.0f} | {rate / keras_rate:.2f}" if keras_rate else "- | -")
+                + f" | {got['conv_share']:.2f} |")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise InputError(path, f"is not a bench/pipeline.py JSON line ({type(exc).__name__}: {exc})")
+
+
+def pipeline_table(folder):
+    """One row per bench/pipeline.py record (pipeline_MACHINE_DATE.json): what the step reaches and keeps."""
+    rows = [pipeline_row(path) for path in sorted(Path(folder).glob("pipeline_*.json"))]
+    if not rows:
+        return ""
+    return "\n".join(["", "# The training step", "",
+                      "`bench/pipeline.py` records: training images/s of the default pipeline (a) and of the same "
+                      "network with Keras's own batch norm (k), in one run; conv_share = the step's FLOP rate over "
+                      "what the network's convolutions alone reach.", "",
+                      "| record | machine | command | (a) images/s | (k) images/s | a/k | conv_share |",
+                      "|---|---|---|---:|---:|---:|---:|", *rows]) + "\n"
+
+
 def main():
     args = parse_args()
     found = runs(args.results)
     if not found:
         raise InputError(args.results, "no NAME_summary.json records here")
-    text = table(found)
+    text = table(found) + pipeline_table(args.results)
     if args.out == "-":
         print(text, end="")
         return

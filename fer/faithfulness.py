@@ -13,6 +13,7 @@ import numpy as np
 from . import IMAGE_SIZE
 from .explain import blurred
 from .inference import predict_probabilities
+from .narrative import rounded
 
 PASS_BELOW = 0.5  # median rank correlation with the random-weights maps under which a method passes
 EMPTY_SHARE = 0.5  # a method with empty maps for more faces than this share is "undefined" on them
@@ -46,7 +47,7 @@ def sanity_verdict(correlations):
     undefined = np.isnan(correlations)
     if undefined.mean() > EMPTY_SHARE:
         return f"undefined: empty maps for {undefined.sum()} of {len(correlations)} faces"
-    median = round(float(np.median(correlations[~undefined])), 2) + 0.0  # + 0.0: never "-0.00"
+    median = rounded(np.median(correlations[~undefined]), 2)
     if median >= PASS_BELOW:
         return f"fails: the maps barely change with random weights (median ρ {median:.2f})"
     if undefined.any():

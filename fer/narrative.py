@@ -3,9 +3,14 @@ the text says is what the run measured. Every function takes results and returns
 from .scores import LEARNED_MARGIN, difference_is_noise, learned
 
 
+def rounded(value, digits):
+    """value rounded to `digits` decimals, never -0.0 (a difference too small to show prints "+0.0", not "-0.0")."""
+    return round(float(value), digits) + 0.0
+
+
 def points(a, b):
     """a - b in percentage points, signed."""
-    return f"{100 * (a - b):+.1f} points"
+    return f"{rounded(100 * (a - b), 1):+.1f} points"
 
 
 def ordinal(k):

@@ -143,3 +143,27 @@ def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthet
         assert abs(result[key] - expected) < 1e-4, key
     assert abs(result["plain_all"] - np.mean(inference.predict_probabilities([loaded], val.x).argmax(1) == val.y)) < 1e-4
     assert result["val_rows"] == len(val)
+
+
+def test_table_ranks_runs_and_lists_each_pipeline_record(tmp_path):
+    import shutil
+
+    results = ROOT / "bench" / "results"
+    for name in ["cnn_cpu_runsh", "cnn_long_ema"]:
+        for suffix in ["_summary.json", "_history.csv"]:
+            shutil.copy(results / f"{name}{suffix}", tmp_path)
+    line = dict(bench="pipeline", width=1.0, batch_size=128, precision="bfloat16", backend="tensorflow",
+                device="CPU: Test CPU, 2 cores", images_per_s=dict(a=700.0, k=350.0), conv_share=0.8)
+    (tmp_path / "pipeline_test.json").write_text("timing noise\n" + json.dumps(line) + "\n")
+    table = ROOT / "bench" / "table.py"
+    done = subprocess.run([sys.executable, str(table), "--results", str(tmp_path), "--out", "-"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [row for row in done.stdout.splitlines() if row.startswith("| cnn_") or row.startswith("| pipeline_")]
+    assert [row.split(" | ")[0] for row in rows] == ["| cnn_long_ema", "| cnn_cpu_runsh", "| pipeline_test"]
+    assert "| 700 | 350 | 2.00 | 0.80 |" in rows[-1] and "Test CPU" in rows[-1]
+    (tmp_path / "pipeline_bad.json").write_text("real 0m57s\n")
+    done = subprocess.run([sys.executable, str(table), "--results", str(tmp_path), "--out", "-"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "pipeline_bad.json" in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr

@@ -92,3 +92,9 @@ def test_a_recipe_says_when_it_trained_without_augmentation():
 
     assert augmentation_words(dict(augment="none", augment_scale=0.5)) == "no augmentation"
     assert augmentation_words(dict(augment="affine", augment_scale=0.5, ema=0.998)) == "affine x0.5, EMA 0.998"
+
+
+def test_a_difference_too_small_to_show_has_no_minus_sign():
+    assert narrative.points(0.5, 0.5004) == "+0.0 points"
+    assert narrative.points(0.5, 0.5006) == "-0.1 points"
+    assert str(narrative.rounded(-0.004, 2)) == "0.0" and narrative.rounded(-0.006, 2) == -0.01

@@ -73,3 +73,14 @@ def test_no_figure_text_is_set_below_ten_points():
                 if float(size) < 10:
                     small.append(f"{path.name}:{number}: {line.strip()}")
     assert not small, small
+
+
+def test_figures_left_by_an_earlier_run_keep_filter_vis_order(tmp_path):
+    """--no-regenerate lists section 6 as filter_vis.py wrote it: per layer, the patterns then the maps."""
+    import report
+
+    written = ["filters_conv1.png", "feature_maps_conv1.png", "filters_conv4.png", "feature_maps_conv4.png",
+               "filters.json"]
+    for name in written[::-1]:
+        (tmp_path / name).write_bytes(b"")
+    assert [path.name for path in report.found(tmp_path)["filters"][0]] == written
