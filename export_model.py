@@ -7,7 +7,12 @@ same folder, all from what the training run recorded. The exported model holds o
 layers (the training-only augmentation becomes Identity), so `keras.saving.load_model` opens it
 anywhere, without this project.
 
+A second model exported as OUT's stem + _NAME.keras beside it (models/pretrained/cnn_2.keras) joins it as
+an ensemble: predict.py and faces.py average the members by default, explanations use the first, and
+MODEL_CARD.md describes them all, with the ensemble's validation accuracy when --validate names the data.
+
     python export_model.py models/cnn.keras --out models/pretrained/cnn.keras --half
+    python export_model.py models/cnn_b.keras --out models/pretrained/cnn_2.keras --half --validate data/train.csv
 """
 import json
 import os
@@ -31,6 +36,8 @@ def parse_args():
                         help="store the weights in float16: half the file; the model still computes in float32 "
                              "when loaded (fer.inference.load_model widens them)")
     parser.add_argument("--note", default="", help="a sentence for the card (e.g. why training stopped early)")
+    parser.add_argument("--validate", metavar="CSV", help="the labeled file the models were trained on: score the "
+                        "ensemble OUT joins (or leads) on their validation split, for its card")
     parser.add_argument("--format", action="append", choices=list(FORMATS), default=[],
                         help="also write OUT_savedmodel/ (a TensorFlow SavedModel) or OUT.tflite (LiteRT), through "
                              "Keras's model.export, each checked against the model's probabilities; repeatable")
@@ -116,6 +123,44 @@ def model_card(summary, history, size_bytes, note):
     return "\n".join(lines) + "\n"
 
 
+def lead_of(out):
+    """The exported model whose ensemble `out` joins (`cnn.keras` for `cnn_2.keras`), if it is there."""
+    leads = [path for path in out.parent.glob("*.keras") if out.stem.startswith(path.stem + "_")]
+    return max(leads, key=lambda path: len(path.stem)) if leads else None
+
+
+TTA_COLUMNS = {"plain": None, "flip TTA": "flip", "zoom TTA (--tta)": "zoom"}
+
+
+def ensemble_scores(members, faces, split):
+    """Validation accuracy of the members averaged, as predict.py averages them, plain and with each TTA."""
+    models = [inference.load_model(path) for path in members]
+    scores = {column: float(np.mean(inference.predict_probabilities(models, faces.x, tta).argmax(1) == faces.y))
+              for column, tta in TTA_COLUMNS.items()}
+    return dict(members=[path.name for path in members], faces=len(faces), split=split, **scores)
+
+
+def ensemble_card(members):
+    """One card for an ensemble: what averages what and how well (as last measured), then each member's card."""
+    names = [path.name for path in members]
+    summaries = [records_of(path)[:2] for path in members]
+    lines = [f"# An ensemble of {len(members)} facial-expression CNNs (FER2013, 7 classes)", "",
+             f"`predict.py` and `faces.py` average the probabilities of {', '.join(f'`{n}`' for n in names)} "
+             f"when no --model is given; explanations, filters and the report use the first, `{names[0]}` "
+             "(pass --model to choose).", ""]
+    measured = [summary["ensemble"] for summary, _ in summaries if summary.get("ensemble", {}).get("members") == names]
+    if measured:
+        got = measured[-1]
+        lines += [f"Validation accuracy on {got['faces']:,} faces ({got['split']}), float32 after loading:", "", "| | " + " | ".join(TTA_COLUMNS) + " |", "|---|" + "---:|" * 3,
+                  "| the ensemble | " + " | ".join(f"{got[column]:.4f}" for column in TTA_COLUMNS) + " |"]
+    else:
+        lines += ["Not scored as an ensemble: export its last member with --validate to add its accuracy here."]
+    for path, (summary, history) in zip(members, summaries):
+        own = model_card(summary, history, path.stat().st_size, summary.get("card_note", ""))
+        lines += ["", f"## {path.name}", "", own.split("\n", 2)[2].rstrip()]
+    return "\n".join(lines) + "\n"
+
+
 def rounding_change(model, exported_path, faces=256):
     """Largest change of any class probability between the model and its exported file, on random faces
     (0 for a float32 export; float16 rounding of the weights moves probabilities by about 1e-4)."""
@@ -133,10 +178,19 @@ def main():
     card = out.parent / "MODEL_CARD.md"
     formats = [format_path(out, kind) for kind in args.format if kind == "litert"]  # a SavedModel is a folder
     check_outputs([out, records.summary_path(out), records.history_path(out), card, *formats],
-                  inputs=[args.model, records.summary_path(args.model), records.history_path(args.model)])
-    if card.exists() and not out.exists():  # the card of another model in that folder: not ours to replace
+                  inputs=[args.model, records.summary_path(args.model), records.history_path(args.model),
+                          args.validate])
+    lead = lead_of(out)
+    if card.exists() and not out.exists() and lead is None:  # another model's card: not ours to replace
         raise InputError(card, f"describes another model in {out.parent}; export {out.name} into a folder of its own, "
                                "or remove that card first")
+    others = [path for path in records.ensemble_members(lead or out) if path != out]
+    if args.validate:
+        if not others:
+            raise InputError("--validate", f"scores an ensemble, and {out.name} would be alone: export a member "
+                                           f"beside it as {out.stem}_NAME.keras")
+        # read before anything is written: a bad file or another split leaves no half-finished export
+        faces, split = records.load_validation(args.validate, [*others, args.model])
     summary, history, history_path = records_of(args.model)
     model = inference.load_model(args.model)  # loaded without compiling: saving it leaves the optimizer out
     # The training-only layers become Identity: the file loads in plain Keras, without this project.
@@ -149,13 +203,20 @@ def main():
     weights = "float16" if args.half else "float32"
     differences = {kind: write_format(portable, out, kind) for kind in dict.fromkeys(args.format)}
     summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
+               "card_note": args.note,
                "largest_probability_change": rounding_change(model, out),
                **({"formats": {kind: {"path": str(format_path(out, kind)), "largest_probability_change": d}
                                for kind, d in differences.items()}} if differences else {})}
     write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
     with atomic_path(records.history_path(out)) as tmp:
         shutil.copyfile(history_path, tmp)
-    write_text(card, model_card(summary, history, size, args.note))
+    group = records.ensemble_members(lead or out)
+    if args.validate:
+        summary["ensemble"] = ensemble_scores(group, faces, f"{split} of {Path(args.validate).name}")
+        write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
+        print("ensemble of " + " + ".join(summary["ensemble"]["members"]) + ": "
+              + ", ".join(f"{column} {summary['ensemble'][column]:.4f}" for column in TTA_COLUMNS))
+    write_text(card, ensemble_card(group) if len(group) > 1 else model_card(summary, history, size, args.note))
     print(f"{args.model} -> {out}: {size / 2**20:.1f} MiB {weights} (checkpoint "
           f"{Path(args.model).stat().st_size / 2**20:.1f} MiB), {records.validation_words(summary)}; "
           f"largest change of a probability on 256 random faces: {summary['largest_probability_change']:.1e}")

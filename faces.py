@@ -33,7 +33,7 @@ def parse_args():
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="images (JPEG, PNG...) or folders of them")
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--model", action="append", metavar="M.keras",
-                        help=f"repeat to average several (default {cli.DEFAULT_MODEL_WORDS})")
+                        help=f"repeat to average several (default {cli.ENSEMBLE_WORDS})")
     parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
                         help="average each face with its mirror image (and zooms), as predict.py --tta")
     parser.add_argument("--saliency", action="store_true",
@@ -91,7 +91,7 @@ def main():
     args = parse_args()
     out = Path(args.out)
     paths = photo_paths(args.photos)
-    model_paths = args.model or [cli.default_model()]
+    model_paths = args.model or cli.default_models()
     figures = {photo: out / f"{photo.stem}_faces.png" for photo in paths}
     check_outputs([out / "faces.csv", *figures.values()], inputs=[*paths, *model_paths])
     models = [inference.load_model(path) for path in model_paths]

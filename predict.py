@@ -33,7 +33,7 @@ from fer.outputs import check_outputs
 def parse_args():
     parser = cli.parser(__doc__)
     parser.add_argument("--model", action="append", metavar="M.keras",
-                        help=f"a trained model; repeat to ensemble (default {cli.DEFAULT_MODEL_WORDS})")
+                        help=f"a trained model; repeat to ensemble (default {cli.ENSEMBLE_WORDS})")
     parser.add_argument("--test", required=True, metavar="CSV", help="test.csv (id,feature), or a labeled file")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
     parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
@@ -94,7 +94,7 @@ def main():
     args = parse_args()
     if args.fit and not args.validate:
         raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
-    paths = args.model or [cli.default_model()]
+    paths = args.model or cli.default_models()
     check_outputs([args.out], inputs=[args.test, args.validate, *paths])
     test = inference.load_test(args.test)
     models = [inference.load_model(path) for path in paths]

@@ -7,7 +7,7 @@ import sys
 from . import backend
 from .errors import InputError
 from .models import ARCHITECTURES
-from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN
+from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
 from .settings import CPU_MINUTES, DISTILL, PRESETS
 
 
@@ -23,16 +23,26 @@ def run(main):
         sys.exit(130)
 
 
-def default_model():
-    """The model a script uses without --model: the one you trained here, else the shipped one."""
+def default_models(ensemble=True):
+    """The models a script uses without --model: the one you trained here, else the shipped ensemble (or,
+    where one model is needed, its first member)."""
     if TRAINED_CNN.exists() or not SHIPPED_MODEL.exists():
-        return str(TRAINED_CNN)
-    print(f"using the shipped model {SHIPPED_MODEL.relative_to(ROOT)} (see models/pretrained/MODEL_CARD.md); "
+        return [str(TRAINED_CNN)]
+    # the shipped ensemble: cnn.keras (the model explanations use), then any cnn_*.keras beside it
+    members = ensemble_members(SHIPPED_MODEL) if ensemble else [SHIPPED_MODEL]
+    names = " + ".join(str(path.relative_to(ROOT)) for path in members)
+    print(f"using the shipped model{'s' if len(members) > 1 else ''} {names} (see models/pretrained/MODEL_CARD.md); "
           "train your own with train_cnn.py or pass --model", file=sys.stderr)
-    return str(SHIPPED_MODEL)
+    return [str(path) for path in members]
+
+
+def default_model():
+    """The one model a script uses without --model (explanations, filters, the report)."""
+    return default_models(ensemble=False)[0]
 
 
 DEFAULT_MODEL_WORDS = f"{TRAINED_CNN}, else the shipped {SHIPPED_MODEL.relative_to(ROOT)}"
+ENSEMBLE_WORDS = f"{TRAINED_CNN}, else the shipped ensemble {SHIPPED_MODEL.parent.relative_to(ROOT)}/cnn*.keras"
 SEED = dict(low=0, high=2**32 - 1)  # what NumPy and scikit-learn accept
 
 

@@ -28,6 +28,12 @@ TRAINED_DNN = Path("models/dnn.keras")
 SHIPPED_MODEL = ROOT / "models" / "pretrained" / "cnn.keras"
 
 
+def ensemble_members(lead):
+    """An exported model and the members exported beside it as its stem + _NAME.keras (cnn.keras, cnn_2.keras)."""
+    lead = Path(lead)
+    return [lead, *sorted(lead.parent.glob(lead.stem + "_*.keras"))]
+
+
 def summary_path(model_path):
     return Path(model_path).with_name(Path(model_path).stem + "_summary.json")
 

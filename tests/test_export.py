@@ -44,6 +44,48 @@ def test_without_a_trained_model_predict_uses_the_shipped_one(trained, synthetic
     assert len(rows) > 1 and set(rows[0]) == {"id", "label"}
 
 
+def test_a_shipped_ensemble_predicts_together_and_its_first_member_explains(trained, trained_centre, synthetic_files,
+                                                                             tmp_path, monkeypatch, capsys):
+    shipped = tmp_path / "shipped" / "cnn.keras"
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", shipped) == 0
+    assert run_script("export_model.py", trained_centre / "cnn.keras", "--out", shipped.with_name("cnn_2.keras")) == 0
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "SHIPPED_MODEL", shipped)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    capsys.readouterr()
+    assert run_script("predict.py", "--test", synthetic_files["test"], "--out", tmp_path / "default.csv") == 0
+    assert "using the shipped models shipped/cnn.keras + shipped/cnn_2.keras" in capsys.readouterr().err
+    assert run_script("predict.py", "--test", synthetic_files["test"], "--out", tmp_path / "both.csv",
+                      "--model", shipped, "--model", shipped.with_name("cnn_2.keras")) == 0
+    assert read_rows(tmp_path / "default.csv") == read_rows(tmp_path / "both.csv")
+    assert cli.default_model() == str(shipped)  # explanations and the report take one model: the first
+
+
+def test_an_ensemble_card_scores_the_members_together_and_refuses_what_it_cannot_score(
+        trained, synthetic_files, tmp_path, capsys):
+    shipped = tmp_path / "shipped" / "cnn.keras"
+    member = shipped.with_name("cnn_2.keras")
+    train = synthetic_files["train"]
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", shipped, "--validate", train) == 2
+    assert "--validate: scores an ensemble, and cnn.keras would be alone" in capsys.readouterr().err
+    assert not shipped.parent.exists()
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", shipped, "--note", "The lead.") == 0
+    broken = tmp_path / "broken.csv"
+    broken.write_text("label,feature\n3,1 2 3\n")
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", member, "--validate", broken) == 2
+    assert capsys.readouterr().err.startswith(f"error: {broken}") and not member.exists()
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", member, "--half", "--validate", train) == 0
+    card = (shipped.parent / "MODEL_CARD.md").read_text()
+    assert card.startswith("# An ensemble of 2") and "## cnn.keras" in card and "## cnn_2.keras" in card
+    assert "The lead." in card and "float16 weights" in card and "float32 weights" in card
+    scored = json.loads((shipped.parent / "cnn_2_summary.json").read_text())["ensemble"]
+    assert scored["members"] == ["cnn.keras", "cnn_2.keras"]
+    row = next(line for line in card.splitlines() if line.startswith("| the ensemble |"))
+    assert row == "| the ensemble | " + " | ".join(f"{scored[c]:.4f}" for c in ["plain", "flip TTA", "zoom TTA (--tta)"]) \
+        + " |"
+    assert scored["plain"] > 0.5  # the synthetic signal is learned: these are real scores, not placeholders
+
+
 def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_path):
     full, half = tmp_path / "full" / "cnn.keras", tmp_path / "half" / "cnn.keras"
     assert run_script("export_model.py", trained / "cnn.keras", "--out", full) == 0

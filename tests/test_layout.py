@@ -1,6 +1,7 @@
 """The house rules of fer/: no import loop, no module over 400 lines, no import of the package hidden in a
 function, backend-specific imports only in backend.py."""
 import ast
+import json
 
 from conftest import ROOT
 
@@ -84,3 +85,13 @@ def test_only_backend_py_imports_a_backend():
 
 def test_the_readme_is_a_guide_not_a_log():
     assert len((ROOT / "README.md").read_bytes()) < 15_000
+
+
+def test_the_shipped_models_fit_in_40_mb_and_carry_their_records():
+    from fer import records
+
+    members = records.ensemble_members(records.SHIPPED_MODEL)
+    assert members[0].exists() and sum(path.stat().st_size for path in members) <= 40 * 2**20
+    for path in members:
+        summary = json.loads(records.summary_path(path).read_text())
+        assert summary["weights"] == "float16" and records.history_path(path).exists(), path.name
