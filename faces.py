@@ -37,7 +37,8 @@ def parse_args():
     parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
                         help="average each face with its mirror image (and zooms), as predict.py --tta")
     parser.add_argument("--saliency", action="store_true",
-                        help="draw where each face's expression was read (HiResCAM; the gradient for a DNN)")
+                        help="draw where each face's expression was read, by the first model "
+                             "(HiResCAM; the gradient for a DNN)")
     parser.add_argument("--min-face", type=cli.number(int, 12), default=30, metavar="PIXELS",
                         help="smallest face to look for, in the photo's pixels (default 30)")
     return parser.parse_args()
