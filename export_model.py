@@ -151,7 +151,8 @@ def ensemble_card(members):
     measured = [summary["ensemble"] for summary, _ in summaries if summary.get("ensemble", {}).get("members") == names]
     if measured:
         got = measured[-1]
-        lines += [f"Validation accuracy on {got['faces']:,} faces ({got['split']}), float32 after loading:", "", "| | " + " | ".join(TTA_COLUMNS) + " |", "|---|" + "---:|" * 3,
+        lines += [f"Validation accuracy on {got['faces']:,} faces ({got['split']}), float32 after loading:", "",
+                  "| | " + " | ".join(TTA_COLUMNS) + " |", "|---|" + "---:|" * 3,
                   "| the ensemble | " + " | ".join(f"{got[column]:.4f}" for column in TTA_COLUMNS) + " |"]
     else:
         lines += ["Not scored as an ensemble: export its last member with --validate to add its accuracy here."]
