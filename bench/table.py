@@ -79,7 +79,8 @@ def pipeline_row(path):
         rate, keras_rate = got["images_per_s"]["a"], got["images_per_s"].get("k")
         command = f"bench/pipeline.py --width {got['width']:g} --batch-size {got['batch_size']} " \
                   f"--precision {got['precision']}"
-        return (f"| {path.stem} | {got['device'].removeprefix('CPU: ')}, {got['backend']} | `{command}` | {rate:,.0f} | "
+        machine = f"{got['device'].removeprefix('CPU: ')}, {got['backend']}"
+        return (f"| {path.stem} | {machine} | `{command}` | {rate:,.0f} | "
                 + (f"{keras_rate:,.0f} | {rate / keras_rate:.2f}" if keras_rate else "- | -")
                 + f" | {got['conv_share']:.2f} |")
     except (ValueError, KeyError, IndexError, TypeError) as exc:

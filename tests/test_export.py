@@ -81,8 +81,8 @@ def test_an_ensemble_card_scores_the_members_together_and_refuses_what_it_cannot
     scored = json.loads((shipped.parent / "cnn_2_summary.json").read_text())["ensemble"]
     assert scored["members"] == ["cnn.keras", "cnn_2.keras"]
     row = next(line for line in card.splitlines() if line.startswith("| the ensemble |"))
-    assert row == "| the ensemble | " + " | ".join(f"{scored[c]:.4f}" for c in ["plain", "flip TTA", "zoom TTA (--tta)"]) \
-        + " |"
+    columns = ["plain", "flip TTA", "zoom TTA (--tta)"]
+    assert row == "| the ensemble | " + " | ".join(f"{scored[c]:.4f}" for c in columns) + " |"
     assert scored["plain"] > 0.5  # the synthetic signal is learned: these are real scores, not placeholders
 
 
