@@ -203,9 +203,10 @@ def main():
     size = out.stat().st_size
     weights = "float16" if args.half else "float32"
     differences = {kind: write_format(portable, out, kind) for kind in dict.fromkeys(args.format)}
+    # an exported file exported again keeps what its first rounding moved
+    change = max(rounding_change(model, out), summary.get("largest_probability_change", 0.0))
     summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
-               "card_note": args.note,
-               "largest_probability_change": rounding_change(model, out),
+               "card_note": args.note, "largest_probability_change": change,
                **({"formats": {kind: {"path": str(format_path(out, kind)), "largest_probability_change": d}
                                for kind, d in differences.items()}} if differences else {})}
     write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")

@@ -105,6 +105,10 @@ def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_
     assert abs((after.argmax(1) == y).mean() - (before.argmax(1) == y).mean()) <= 0.01
     assert "float16 weights" in (half.parent / "MODEL_CARD.md").read_text()
     assert "float32 weights" in (full.parent / "MODEL_CARD.md").read_text()
+    again = tmp_path / "again" / "cnn.keras"  # a shipped file exported once more (to join an ensemble)
+    assert run_script("export_model.py", half, "--out", again, "--half") == 0
+    first, second = (json.loads(path.with_name("cnn_summary.json").read_text()) for path in (half, again))
+    assert second["largest_probability_change"] == first["largest_probability_change"] > 0
 
 
 def test_the_shipped_model_predicts_with_one_line_on_stderr(tmp_path, synthetic_files):
