@@ -185,8 +185,8 @@ def main():
     if card.exists() and not out.exists() and lead is None:  # another model's card: not ours to replace
         raise InputError(card, f"describes another model in {out.parent}; export {out.name} into a folder of its own, "
                                "or remove that card first")
-    others = [path for path in records.ensemble_members(lead or out) if path != out]
     if args.validate:
+        others = [path for path in records.ensemble_members(lead or out) if path != out]
         if not others:
             raise InputError("--validate", f"scores an ensemble, and {out.name} would be alone: export a member "
                                            f"beside it as {out.stem}_NAME.keras")
@@ -203,19 +203,19 @@ def main():
     size = out.stat().st_size
     weights = "float16" if args.half else "float32"
     differences = {kind: write_format(portable, out, kind) for kind in dict.fromkeys(args.format)}
+    group = records.ensemble_members(lead or out)  # now that OUT is written, it is among them
+    scored = ({"ensemble": ensemble_scores(group, faces, f"{split} of {Path(args.validate).name}")}
+              if args.validate else {})
     # an exported file exported again keeps what its first rounding moved
     change = max(rounding_change(model, out), summary.get("largest_probability_change", 0.0))
     summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
-               "card_note": args.note, "largest_probability_change": change,
+               "card_note": args.note, "largest_probability_change": change, **scored,
                **({"formats": {kind: {"path": str(format_path(out, kind)), "largest_probability_change": d}
                                for kind, d in differences.items()}} if differences else {})}
     write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
     with atomic_path(records.history_path(out)) as tmp:
         shutil.copyfile(history_path, tmp)
-    group = records.ensemble_members(lead or out)
-    if args.validate:
-        summary["ensemble"] = ensemble_scores(group, faces, f"{split} of {Path(args.validate).name}")
-        write_text(records.summary_path(out), json.dumps(summary, indent=2) + "\n")
+    if scored:
         print("ensemble of " + " + ".join(summary["ensemble"]["members"]) + ": "
               + ", ".join(f"{column} {summary['ensemble'][column]:.4f}" for column in TTA_COLUMNS))
     write_text(card, ensemble_card(group) if len(group) > 1 else model_card(summary, history, size, args.note))
