@@ -24,6 +24,7 @@ import numpy as np
 
 from fer import IMAGE_SIZE, backend, cli, inference, quiet_native_stderr, records
 from fer.atomic import atomic_path, write_text
+from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.errors import InputError
 from fer.outputs import check_outputs
 
@@ -125,11 +126,14 @@ def model_card(summary, history, size_bytes, note):
 
 def lead_of(out):
     """The exported model whose ensemble `out` joins (`cnn.keras` for `cnn_2.keras`), if it is there."""
+    # the shortest stem: the lead whose members (records.ensemble_members) include every longer one
     leads = [path for path in out.parent.glob("*.keras") if out.stem.startswith(path.stem + "_")]
-    return max(leads, key=lambda path: len(path.stem)) if leads else None
+    return min(leads, key=lambda path: len(path.stem)) if leads else None
 
 
-TTA_COLUMNS = {"plain": None, "flip TTA": "flip", "zoom TTA (--tta)": "zoom"}
+# the card's columns, named as predict.py --validate names them
+TTA_COLUMNS = {"plain": None, **{f"{kind} TTA" + (" (--tta)" if kind == TTA_DEFAULT else ""): kind
+                                 for kind in TTA_ZOOMS}}
 
 
 def ensemble_scores(members, faces, split):
@@ -152,7 +156,7 @@ def ensemble_card(members):
     if measured:
         got = measured[-1]
         lines += [f"Validation accuracy on {got['faces']:,} faces ({got['split']}), float32 after loading:", "",
-                  "| | " + " | ".join(TTA_COLUMNS) + " |", "|---|" + "---:|" * 3,
+                  "| | " + " | ".join(TTA_COLUMNS) + " |", "|---|" + "---:|" * len(TTA_COLUMNS),
                   "| the ensemble | " + " | ".join(f"{got[column]:.4f}" for column in TTA_COLUMNS) + " |"]
     else:
         lines += ["Not scored as an ensemble: export its last member with --validate to add its accuracy here."]
@@ -208,7 +212,8 @@ def main():
               if args.validate else {})
     # an exported file exported again keeps what its first rounding moved
     change = max(rounding_change(model, out), summary.get("largest_probability_change", 0.0))
-    summary = {**summary, "exported_from": str(args.model), "name": out.stem, "weights": weights,
+    carried = {key: value for key, value in summary.items() if key != "ensemble"}  # scores of another file
+    summary = {**carried, "exported_from": str(args.model), "name": out.stem, "weights": weights,
                "card_note": args.note, "largest_probability_change": change, **scored,
                **({"formats": {kind: {"path": str(format_path(out, kind)), "largest_probability_change": d}
                                for kind, d in differences.items()}} if differences else {})}

@@ -20,7 +20,7 @@ import numpy as np
 
 from fer import CLASSES, cli, inference
 from fer.atomic import write_text
-from fer.augment import TTA_ZOOMS
+from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.errors import InputError
 from fer.explain import CAM_METHODS, check_explainable, explain
 from fer.layers import conv_activations
@@ -34,7 +34,7 @@ def parse_args():
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--model", action="append", metavar="M.keras",
                         help=f"repeat to average several (default {cli.ENSEMBLE_WORDS})")
-    parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
+    parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="average each face with its mirror image (and zooms), as predict.py --tta")
     parser.add_argument("--saliency", action="store_true",
                         help="draw where each face's expression was read, by the first model "

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from fer import cli, inference, records
-from fer.augment import TTA_ZOOMS, tta_views
+from fer.augment import TTA_DEFAULT, TTA_ZOOMS, tta_views
 from fer.data import repeats
 from fer.errors import InputError
 from fer.outputs import check_outputs
@@ -36,7 +36,7 @@ def parse_args():
                         help=f"a trained model; repeat to ensemble (default {cli.ENSEMBLE_WORDS})")
     parser.add_argument("--test", required=True, metavar="CSV", help="test.csv (id,feature), or a labeled file")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
-    parser.add_argument("--tta", nargs="?", const="zoom", choices=list(TTA_ZOOMS),
+    parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
                              "each mirrored) or flip (2 views)")
     parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)

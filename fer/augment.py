@@ -181,6 +181,7 @@ class MixupBatches(ShuffledBatches):
 # "zoom" was chosen by bench/tta.py for the shipped model, among 20 sets of zooms 0.85-1.2, on half of the
 # validation split; on the other half it scored 0.6803 against 0.6635 with flips alone (bench/results/README.md).
 TTA_ZOOMS = {"flip": (1.0,), "zoom": (1.0, 0.85, 1.15)}
+TTA_DEFAULT = "zoom"  # what a bare --tta means
 
 
 def tta_views(x, zooms=(1.0,)):

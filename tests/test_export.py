@@ -4,8 +4,10 @@ import json
 import keras
 import numpy as np
 
+import export_model
 from conftest import read_rows, run_script, synthetic_faces
 from fer import cli, inference
+from fer.augment import TTA_ZOOMS
 
 
 def test_export_drops_optimizer_state_and_predicts_the_same(trained, tmp_path):
@@ -84,6 +86,24 @@ def test_an_ensemble_card_scores_the_members_together_and_refuses_what_it_cannot
     columns = ["plain", "flip TTA", "zoom TTA (--tta)"]
     assert row == "| the ensemble | " + " | ".join(f"{scored[c]:.4f}" for c in columns) + " |"
     assert scored["plain"] > 0.5  # the synthetic signal is learned: these are real scores, not placeholders
+    # exported again without --validate, the member's file is new: the old scores do not travel with it
+    assert run_script("export_model.py", trained / "cnn.keras", "--out", member, "--half") == 0
+    assert "ensemble" not in json.loads((shipped.parent / "cnn_2_summary.json").read_text())
+    assert "Not scored as an ensemble" in (shipped.parent / "MODEL_CARD.md").read_text()
+
+
+def test_a_member_of_a_member_joins_the_first_lead(tmp_path):
+    for name in ("cnn", "cnn_2", "dnn"):
+        (tmp_path / f"{name}.keras").touch()
+    assert export_model.lead_of(tmp_path / "cnn_2_b.keras") == tmp_path / "cnn.keras"  # cnn's members hold it
+    assert export_model.lead_of(tmp_path / "cnn_3.keras") == tmp_path / "cnn.keras"
+    assert export_model.lead_of(tmp_path / "dnn.keras") is None
+    assert export_model.lead_of(tmp_path / "cnn2.keras") is None  # a stem + _NAME only
+
+
+def test_the_card_has_a_column_for_each_kind_of_tta():
+    assert list(export_model.TTA_COLUMNS.values()) == [None, *TTA_ZOOMS]
+    assert sum("(--tta)" in column for column in export_model.TTA_COLUMNS) == 1
 
 
 def test_half_export_is_half_the_file_and_predicts_within_rounding(trained, tmp_path):
