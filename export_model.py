@@ -131,7 +131,7 @@ def lead_of(out):
     return min(leads, key=lambda path: len(path.stem)) if leads else None
 
 
-# the card's columns, named as predict.py --validate names them
+# the card's columns: predict.py --validate's ("plain", "KIND TTA"), the default of --tta marked
 TTA_COLUMNS = {"plain": None, **{f"{kind} TTA" + (" (--tta)" if kind == TTA_DEFAULT else ""): kind
                                  for kind in TTA_ZOOMS}}
 
