@@ -24,7 +24,6 @@ import numpy as np
 
 from fer import IMAGE_SIZE, backend, cli, inference, quiet_native_stderr, records
 from fer.atomic import atomic_path, write_text
-from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.errors import InputError
 from fer.outputs import check_outputs
 
@@ -131,17 +130,14 @@ def lead_of(out):
     return min(leads, key=lambda path: len(path.stem)) if leads else None
 
 
-# the card's columns: predict.py --validate's ("plain", "KIND TTA"), the default of --tta marked
-TTA_COLUMNS = {"plain": None, **{f"{kind} TTA" + (" (--tta)" if kind == TTA_DEFAULT else ""): kind
-                                 for kind in TTA_ZOOMS}}
+TTA_COLUMNS = inference.tta_columns(mark_default=True)  # the card's columns: predict.py --validate's, --tta marked
 
 
 def ensemble_scores(members, faces, split):
     """Validation accuracy of the members averaged, as predict.py averages them, plain and with each TTA."""
-    models = [inference.load_model(path) for path in members]
-    scores = {column: float(np.mean(inference.predict_probabilities(models, faces.x, tta).argmax(1) == faces.y))
-              for column, tta in TTA_COLUMNS.items()}
-    return dict(members=[path.name for path in members], faces=len(faces), split=split, **scores)
+    views = inference.view_probabilities([inference.load_model(path) for path in members], faces.x)
+    return dict(members=[path.name for path in members], faces=len(faces), split=split,
+                **inference.column_accuracies(views, faces.y, mark_default=True))
 
 
 def ensemble_card(members):

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from fer import cli, inference, records
-from fer.augment import TTA_DEFAULT, TTA_ZOOMS, tta_views
+from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.data import repeats
 from fer.errors import InputError
 from fer.outputs import check_outputs
@@ -50,22 +50,16 @@ def parse_args():
 def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     """Accuracy on the held-out split of each model and of all of them averaged, plain and with each
     --tta; again without the faces that repeat a training face, if any. Returns each model's plain accuracy."""
-    # Each model sees each view once. The view lists of TTA_ZOOMS start alike (the face, then its mirror),
-    # so every column averages the first views of the longest list.
-    columns = {"plain": 1, **{f"{kind} TTA": 2 * len(zooms) for kind, zooms in TTA_ZOOMS.items()}}
-    longest = max(TTA_ZOOMS.values(), key=len)
-    views = [[inference.predict_probabilities([model], view, batch_size=batch_size)
-              for view in tta_views(val.x, longest)] for model in models]
+    views = inference.view_probabilities(models, val.x, batch_size=batch_size)  # each view once, for every column
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
         rows.append((f"ensemble of {len(models)}", views))
 
     def table(kept):
-        print(f"{'model':44s}" + "".join(f" {column:>9s}" for column in columns))
+        print(f"{'model':44s}" + "".join(f" {column:>9s}" for column in inference.tta_columns()))
         accuracies = []
         for name, members in rows:
-            scores = [np.mean((np.mean([view for member in members for view in member[:n]], axis=0).argmax(1)
-                               == val.y)[kept]) for n in columns.values()]
+            scores = list(inference.column_accuracies(members, val.y, kept).values())
             accuracies.append(scores[0])
             print(f"{name:44s}" + "".join(f" {score:9.4f}" for score in scores))
         return accuracies[:len(models)]

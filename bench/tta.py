@@ -46,24 +46,19 @@ def candidate_sets(zooms, current):
 
 def main():
     from fer import inference, records
-    from fer.augment import TTA_ZOOMS, tta_views
+    from fer.augment import TTA_ZOOMS
 
     args = parse_args()
     zooms = sorted({1.0, *TTA_ZOOMS["zoom"], *args.zooms})
     models = [inference.load_model(path) for path in args.model]
     _, val, note = records.load_split(args.data, args.model)
     started = time.perf_counter()
-    # each view's probabilities averaged over the models, in tta_views' order: a zoom, then its mirror
-    predicted = [inference.predict_probabilities(models, view, batch_size=args.batch_size)
-                 for view in tta_views(val.x, zooms)]
-    probabilities = {zoom: (predicted[2 * i] + predicted[2 * i + 1]) / 2 for i, zoom in enumerate(zooms)}
-    unmirrored = predicted[2 * zooms.index(1.0)]
+    views = inference.view_probabilities(models, val.x, zooms, args.batch_size)
     seconds = time.perf_counter() - started
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2
 
     def accuracy(zoom_set, rows):
-        mean = np.mean([probabilities[zoom] for zoom in zoom_set], axis=0)
-        return float(np.mean(mean[rows].argmax(1) == val.y[rows]))
+        return float(np.mean(inference.mean_of_views(views, zoom_set)[rows].argmax(1) == val.y[rows]))
 
     scored = [(zoom_set, accuracy(zoom_set, half_a), accuracy(zoom_set, ~half_a), accuracy(zoom_set, slice(None)))
               for zoom_set in candidate_sets(args.zooms, TTA_ZOOMS["zoom"])]
@@ -82,7 +77,7 @@ def main():
                       "chosen_half_b": round(best[2], 4), "flips_half_b": round(flips[2], 4),
                       "flips_all": round(flips[3], 4), "tta_zoom": list(TTA_ZOOMS["zoom"]),
                       "tta_zoom_all": round(current[3], 4),
-                      "plain_all": round(float(np.mean(unmirrored.argmax(1) == val.y)), 4)}))
+                      "plain_all": round(float(np.mean(inference.mean_of_views(views).argmax(1) == val.y)), 4)}))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import numpy as np
 
 from . import CLASSES, IMAGE_SIZE, backend, quiet_native_stderr
 from .atomic import write_text
-from .augment import TTA_ZOOMS, RandomAffine, RandomErasing, tta_views  # importing it registers those layers
+# importing fer.augment registers the training-only layers that saved models name
+from .augment import TTA_DEFAULT, TTA_ZOOMS, RandomAffine, RandomErasing, tta_views
 from .data import as_input, load_faces, test_rows
 from .errors import InputError
 
@@ -88,6 +89,39 @@ def predict_probabilities(models, x, tta=None, batch_size=256):
         for model in models:
             total = total + model.predict(**feed, verbose=0)
     return total / (len(models) * len(views))
+
+
+def view_probabilities(models, x, zooms=None, batch_size=256):
+    """Each model's probabilities on each test-time view of x, every view computed once and shown to every model:
+    a list (one per model) of {(zoom, mirrored): probabilities}. zooms: those of every --tta kind by default."""
+    zooms = tuple(zooms or dict.fromkeys(zoom for kind in TTA_ZOOMS.values() for zoom in kind))
+    views = [{} for _ in models]
+    for i, view in enumerate(tta_views(as_input(x), zooms)):  # a zoom, then its mirror
+        feed = backend.ordered_feed(view, batch_size=batch_size)
+        for member, model in zip(views, models):
+            member[zooms[i // 2], i % 2 == 1] = model.predict(**feed, verbose=0)
+    return views
+
+
+def mean_of_views(views, zooms=None):
+    """The mean probabilities of view_probabilities' models over these zooms' views, each zoom also mirrored,
+    or (zooms None) over the faces as they are: what predict_probabilities computes with the matching --tta."""
+    keys = [(1.0, False)] if zooms is None else [(zoom, mirrored) for zoom in zooms for mirrored in (False, True)]
+    return np.mean([member[key] for member in views for key in keys], axis=0)
+
+
+def tta_columns(mark_default=False):
+    """The accuracy columns that predict.py --validate prints and the model card shows, each with the --tta kind
+    it scores (None: plain); mark_default names the default of a bare --tta."""
+    return {"plain": None, **{f"{kind} TTA" + (" (--tta)" if mark_default and kind == TTA_DEFAULT else ""): kind
+                              for kind in TTA_ZOOMS}}
+
+
+def column_accuracies(views, y, kept=None, mark_default=False):
+    """Accuracy of view_probabilities' models averaged, for each column of tta_columns; kept: a mask of faces."""
+    kept = np.ones(len(y), bool) if kept is None else kept
+    return {column: float(np.mean((mean_of_views(views, TTA_ZOOMS.get(kind)).argmax(1) == y)[kept]))
+            for column, kind in tta_columns(mark_default).items()}
 
 
 def write_submission(path, ids, labels):
