@@ -81,14 +81,11 @@ def with_policy(model, policy, portable=False):
 
 def predict_probabilities(models, x, tta=None, batch_size=256):
     """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
-    x = as_input(x)
-    views = list(tta_views(x, TTA_ZOOMS[tta])) if tta else [x]
-    total = 0
-    for view in views:
-        feed = backend.ordered_feed(view, batch_size=batch_size)  # one feed (a copy under TensorFlow) per view
-        for model in models:
-            total = total + model.predict(**feed, verbose=0)
-    return total / (len(models) * len(views))
+    if tta:
+        zooms = TTA_ZOOMS[tta]
+        return mean_of_views(view_probabilities(models, x, zooms, batch_size), zooms)
+    feed = backend.ordered_feed(as_input(x), batch_size=batch_size)
+    return np.mean([model.predict(**feed, verbose=0) for model in models], axis=0)
 
 
 def view_probabilities(models, x, zooms=None, batch_size=256):
