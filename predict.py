@@ -8,8 +8,9 @@ and its mirror image. With a labeled file (label,feature or fer2013.csv, whose
 PrivateTest rows are predicted) it also prints accuracy. --validate scores the
 same ensemble, plain and with each --tta, on the validation split the models
 were trained without (models that held out different faces are refused: train
-an ensemble's members with one --split-seed, whatever their --seed): choose
-models and --tta by it, not by the test file. FER2013 holds some faces twice, so
+an ensemble's members with one --split-seed, whatever their --seed), and with
+three or more models the ensemble without each one: choose models and --tta by
+it, not by the test file. FER2013 holds some faces twice, so
 it scores them again without the validation faces that repeat a training face,
 and counts the test faces that do.
 --fit adds each model's accuracy on its own training faces (no augmentation),
@@ -54,6 +55,8 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
         rows.append((f"ensemble of {len(models)}", views))
+    if len(models) > 2:  # does each member pull its weight? the ensemble without it, from the same views
+        rows += [(f"  without {path}", views[:i] + views[i + 1:]) for i, path in enumerate(paths)]
 
     def table(kept):
         print(f"{'model':44s}" + "".join(f" {column:>9s}" for column in inference.tta_columns()))

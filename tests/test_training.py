@@ -207,6 +207,35 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
 
 
+def test_predict_validate_scores_the_ensemble_without_each_member(trained, synthetic_files, tmp_path, capsys):
+    """Three members, one of them made worse (its class scores shifted by one): leaving it out gives the model
+    alone, leaving out either copy of the model gives the pair of the other copy and the worse one."""
+    import shutil
+
+    from fer import inference, records
+
+    model, worse = trained / "cnn.keras", tmp_path / "worse.keras"
+    network = inference.load_model(model)
+    last = next(layer for layer in reversed(network.layers) if layer.weights)
+    last.set_weights([np.roll(w, 1, axis=-1) for w in last.get_weights()])  # votes for the next class
+    network.save(worse)
+    shutil.copy(trained / "cnn_summary.json", tmp_path / "worse_summary.json")  # trained on the same split
+    members = ["--model", model, "--model", model, "--model", worse]
+    assert run_script("predict.py", *members, "--test", synthetic_files["test"], "--out", tmp_path / "sub.csv",
+                      "--validate", synthetic_files["train"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("validation accuracy on")):]
+    scores = [(line.rsplit(None, 3)[0].strip(), [float(v) for v in line.split()[-3:]]) for line in table[2:7]]
+    assert [name for name, _ in scores] == [str(model), str(model), str(worse), "ensemble of 3", f"without {model}"]
+    rows = dict(scores)
+    assert table[7].split()[:2] == ["without", str(model)] and table[8].split()[:2] == ["without", str(worse)]
+    assert [float(v) for v in table[8].split()[-3:]] == rows[str(model)]  # two copies of the model average to it
+    _, val, _ = records.load_split(synthetic_files["train"], [model])
+    pair = inference.predict_probabilities([network, inference.load_model(model)], val.x).argmax(1)
+    assert rows[f"without {model}"][0] == pytest.approx(np.mean(pair == val.y), abs=1e-4)
+    assert rows[f"without {model}"][0] != rows[str(model)][0]  # the worse member does change the pair's votes
+
+
 def test_predict_validate_also_scores_the_faces_that_do_not_repeat_a_training_face(trained, tmp_path, capsys):
     """Five validation faces are made copies of training faces of their class (the split depends only on the
     labels, so it stays the same): the second table leaves exactly those out."""
