@@ -225,15 +225,16 @@ def test_predict_validate_scores_the_ensemble_without_each_member(trained, synth
                       "--validate", synthetic_files["train"]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("validation accuracy on")):]
-    scores = [(line.rsplit(None, 3)[0].strip(), [float(v) for v in line.split()[-3:]]) for line in table[2:7]]
-    assert [name for name, _ in scores] == [str(model), str(model), str(worse), "ensemble of 3", f"without {model}"]
-    rows = dict(scores)
-    assert table[7].split()[:2] == ["without", str(model)] and table[8].split()[:2] == ["without", str(worse)]
-    assert [float(v) for v in table[8].split()[-3:]] == rows[str(model)]  # two copies of the model average to it
+    rows = [(line.rsplit(None, 3)[0].strip(), [float(v) for v in line.split()[-3:]]) for line in table[2:9]]
+    assert [name for name, _ in rows] == [str(model), str(model), str(worse), "ensemble of 3",
+                                          f"without {model}", f"without {model}", f"without {worse}"]
+    alone, _, _, _, without_first, without_second, without_worse = [scores for _, scores in rows]
+    assert without_worse == alone  # two copies of the model average to it
+    assert without_first == without_second  # either copy left out leaves the same pair
     _, val, _ = records.load_split(synthetic_files["train"], [model])
     pair = inference.predict_probabilities([network, inference.load_model(model)], val.x).argmax(1)
-    assert rows[f"without {model}"][0] == pytest.approx(np.mean(pair == val.y), abs=1e-4)
-    assert rows[f"without {model}"][0] != rows[str(model)][0]  # the worse member does change the pair's votes
+    assert without_first[0] == pytest.approx(np.mean(pair == val.y), abs=1e-4)
+    assert without_first[0] != alone[0]  # the worse member does change the pair's votes
 
 
 def test_predict_validate_also_scores_the_faces_that_do_not_repeat_a_training_face(trained, tmp_path, capsys):
