@@ -29,6 +29,7 @@ def parse_args():
     cli.add_output_flags(parser, default_model=records.TRAINED_CNN)
     cli.add_network_flags(parser)
     cli.add_minutes_flag(parser)
+    cli.add_init_flag(parser)
     return parser.parse_args()
 
 
@@ -37,7 +38,7 @@ def main():
     settings = resolve(args, network=True, timed=True)
     paths = records.output_paths(args.model, args.figures, args.submission)
     check_outputs(records.run_files(paths, submission=args.test),
-                  inputs=[args.train, args.test, *settings["teachers"], *settings["unlabeled"]])
+                  inputs=[args.train, args.test, settings["init"], *settings["teachers"], *settings["unlabeled"]])
     # Read every input before training, so bad input costs nothing and overwrites nothing.
     test = inference.load_test(args.test) if args.test else None
     data = prepare_data(args.train, settings)

@@ -193,6 +193,13 @@ def add_explain_flags(parser, compare=False):
     parser.add_argument("--out", default="figures", metavar="DIR")
 
 
+def add_init_flag(parser):
+    parser.add_argument("--init", metavar="MODEL.keras",
+                        help="start from this trained model's weights instead of random ones (same --arch and "
+                             "--width; with validation, it must have held out the same faces): a fine-tune, or a "
+                             "warm restart whose model can join the first in an ensemble")
+
+
 def add_minutes_flag(parser):
     parser.add_argument("--minutes", type=number(float, 0, above=True),
                         help="time the whole command to this many minutes: the epochs are planned from the "

@@ -24,7 +24,7 @@ def distill(data, settings):
     if not settings["teachers"]:
         return data
     for path in settings["teachers"]:
-        check_teacher(path, data["split"])
+        check_held_out(path, data["split"], "--teacher")
     unlabeled = unlabeled_faces(settings["unlabeled"], data["x_val"])  # read before the teachers' slow work
     models = [load_model(path) for path in settings["teachers"]]
     labels = data["y_train"].argmax(1)
@@ -64,17 +64,17 @@ def unlabeled_faces(paths, x_val):
     return np.concatenate(kept)
 
 
-def check_teacher(path, split):
-    """Refuse a teacher whose summary does not show it held out this run's validation faces."""
+def check_held_out(path, split, flag):
+    """Refuse a model (given with `flag`) whose summary does not show it held out this run's validation faces."""
     if not Path(path).exists():
-        raise InputError(path, "no such model file (a --teacher must be a trained .keras model)")
+        raise InputError(path, f"no such model file (a {flag} must be a trained .keras model)")
     if split["val_rows"] == 0:
         return  # a final fit: no face is held out, so no teacher can have trained on one
     fraction, seed, recorded = recorded_split(path, split["digest"])
     if not recorded:
         raise InputError(path, f"its summary JSON ({summary_path(path).name}) does not show which faces of "
                                f"{split['file']} it held out, so it may have trained on this run's validation faces; "
-                               "give teachers trained on this file with this run's --val-fraction and --split-seed")
+                               f"give a {flag} trained on this file with this run's --val-fraction and --split-seed")
     same = (fraction > 0 if split["by_usage"]  # fer2013.csv: Usage fixes the split, unless nothing was held out
             else (fraction, seed) == (split["val_fraction"], split["seed"]))
     if not same:

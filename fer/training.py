@@ -16,6 +16,7 @@ import numpy as np
 from . import backend, clock
 from .atomic import atomic_path, write_text
 from .augment import MixupBatches, imagedatagenerator_flow
+from .distillation import check_held_out
 from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
 from .models import build_cnn
@@ -68,6 +69,8 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
         cap, budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
         settings = frozen({**settings, "epochs": cap})
     model = build_for(settings, data, arch, dropout)
+    if settings.get("init"):
+        start_from(model, settings["init"], data["split"])
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
@@ -85,6 +88,33 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
               f"follows the clock, so the run ends on time even if the machine slows down", flush=True)
     run.update(fit(model, data, settings, paths, fresh=fresh, budget=budget))
     return run
+
+
+PREPROCESSING = ("augment", "erase", "normalize")  # layers whose state is the run's own, not learned
+
+
+def start_from(model, path, split):
+    """Put the weights of a trained model (--init) into `model`, layer by layer; the normalization stays this
+    run's own. Refused in one line if its layers differ (another --arch or --width), or if it may have trained
+    on this run's validation faces: they would then no longer measure anything."""
+    check_held_out(path, split, "--init")
+    source = load_model(path)
+    ours, theirs = learned_layers(model), learned_layers(source)
+    if weight_shapes(ours) != weight_shapes(theirs):
+        raise InputError(path, f"its layers differ from this run's {model.name} ({len(weight_shapes(theirs))} "
+                               f"weights against {len(weight_shapes(ours))}, or of other shapes): give the --arch "
+                               "and --width it was trained with")
+    for mine, its in zip(ours, theirs):
+        mine.set_weights(its.get_weights())
+    print(f"starting from the weights of {path}", flush=True)
+
+
+def learned_layers(model):
+    return [layer for layer in model.layers if layer.weights and layer.name not in PREPROCESSING]
+
+
+def weight_shapes(layers):
+    return [tuple(weight.shape) for layer in layers for weight in layer.weights]
 
 
 def epochs_for_budget(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, started=None):
