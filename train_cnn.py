@@ -10,6 +10,8 @@ JSON, figures/cnn_history.png, and with --test a Kaggle submission.
         (the final fit: every labeled face trains, the last epoch is the model)
     python train_cnn.py --train data/train.csv --teacher models/a.keras models/b.keras
         (distillation: targets blend each face's label with what the teachers predict for it)
+    python train_cnn.py --train data/train.csv --init models/pretrained/cnn.keras --width 1.5 --lr 2e-3
+        (a warm restart from the shipped model's weights: a second model to ensemble with it)
 """
 import time
 

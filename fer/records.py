@@ -197,6 +197,11 @@ def teacher_words(settings):
             + (f" with {' '.join(Path(p).name for p in unlabeled)} unlabeled" if unlabeled else ""))
 
 
+def start_words(settings):
+    """", started from NAME.keras" for a run started from a trained model's weights (--init), or nothing."""
+    return f", started from {Path(settings['init']).name}" if settings.get("init") else ""
+
+
 def print_table(title, rows):
     """A short two-column table: airbench style, so runs are comparable at a glance."""
     width = max(len(k) for k, _ in rows)
@@ -216,4 +221,5 @@ def recipe_words(summary):
                if "trainable_parameters" in summary else "")
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
     return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
-            f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}, {summary.get('precision')}")
+            f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}"
+            f"{start_words(s)}, {summary.get('precision')}")
