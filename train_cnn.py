@@ -45,6 +45,8 @@ def main():
     test = inference.load_test(args.test) if args.test else None
     data = prepare_data(args.train, settings)
     data = distillation.distill(data, settings)  # with --teacher: soft targets from trained models
+    if settings["init"]:  # before the speed measurement of a timed run: a doubtful --init costs nothing
+        distillation.check_held_out(settings["init"], data["split"], "--init")
 
     run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh, started=STARTED)
     training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")

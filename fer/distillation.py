@@ -69,7 +69,7 @@ def check_held_out(path, split, flag):
     if not Path(path).exists():
         raise InputError(path, f"no such model file (a {flag} must be a trained .keras model)")
     if split["val_rows"] == 0:
-        return  # a final fit: no face is held out, so no teacher can have trained on one
+        return  # a final fit: no face is held out, so no model can have trained on one
     fraction, seed, recorded = recorded_split(path, split["digest"])
     if not recorded:
         raise InputError(path, f"its summary JSON ({summary_path(path).name}) does not show which faces of "
