@@ -102,6 +102,9 @@ def report4(x, width=1.0, dropout=0.4, norm=BatchNorm):
     return layers.Dropout(dropout)(x)
 
 
+PREPROCESSING_LAYERS = ("augment", "erase", "normalize")  # the names preprocessing() gives its layers
+
+
 def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0, erase=0.0):
     """Raw pixels -> (augmented) -> (erased) -> standardized. `mean=None` leaves pixels as 0-255.
 

@@ -16,10 +16,9 @@ import numpy as np
 from . import backend, clock
 from .atomic import atomic_path, write_text
 from .augment import MixupBatches, imagedatagenerator_flow
-from .distillation import check_held_out
 from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
-from .models import build_cnn
+from .models import PREPROCESSING_LAYERS, build_cnn
 from .plots import history_figure
 from .records import describe_run, kept_row, print_table, read_history, write_history, write_summary
 from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key
@@ -70,7 +69,7 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
         settings = frozen({**settings, "epochs": cap})
     model = build_for(settings, data, arch, dropout)
     if settings.get("init"):
-        start_from(model, settings["init"], data["split"])
+        start_from(model, settings["init"])
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
@@ -90,27 +89,24 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
     return run
 
 
-PREPROCESSING = ("augment", "erase", "normalize")  # layers whose state is the run's own, not learned
-
-
-def start_from(model, path, split):
-    """Put the weights of a trained model (--init) into `model`, layer by layer; the normalization stays this
-    run's own. Refused in one line if its layers differ (another --arch or --width), or if it may have trained
-    on this run's validation faces: they would then no longer measure anything."""
-    check_held_out(path, split, "--init")
+def start_from(model, path):
+    """Put the weights of a trained model (--init) into `model`, layer by layer; the preprocessing (warps,
+    erasing, normalization) stays this run's own. Refused in one line if its layers differ (another --arch or
+    --width). train_cnn.py has already checked that it held out this run's validation faces."""
     source = load_model(path)
     ours, theirs = learned_layers(model), learned_layers(source)
-    if weight_shapes(ours) != weight_shapes(theirs):
-        raise InputError(path, f"its layers differ from this run's {model.name} ({len(weight_shapes(theirs))} "
-                               f"weights against {len(weight_shapes(ours))}, or of other shapes): give the --arch "
-                               "and --width it was trained with")
+    our_shapes, their_shapes = weight_shapes(ours), weight_shapes(theirs)
+    if our_shapes != their_shapes:
+        raise InputError(path, f"its layers differ from this run's {model.name} ({len(their_shapes)} weights "
+                               f"against {len(our_shapes)}, or of other shapes): give the --arch and --width it "
+                               "was trained with")
     for mine, its in zip(ours, theirs):
         mine.set_weights(its.get_weights())
     print(f"starting from the weights of {path}", flush=True)
 
 
 def learned_layers(model):
-    return [layer for layer in model.layers if layer.weights and layer.name not in PREPROCESSING]
+    return [layer for layer in model.layers if layer.weights and layer.name not in PREPROCESSING_LAYERS]
 
 
 def weight_shapes(layers):
