@@ -78,6 +78,11 @@ def resume_key(settings, split):
     return {"settings": as_record(settings), "data": split["digest"], "backend": backend.name()}
 
 
+def resumes(resume_dir, fresh):
+    """Whether this run continues an interrupted one from its backup (check_resume says if the settings allow)."""
+    return not fresh and (resume_dir / "settings.json").exists() and backed_up_epochs(resume_dir) > 0
+
+
 def check_resume(resume_dir, settings, split, fresh):
     saved = resume_dir / "settings.json"
     if fresh:

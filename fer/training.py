@@ -21,7 +21,7 @@ from .inference import load_model, predict_probabilities, write_submission
 from .models import PREPROCESSING_LAYERS, build_cnn
 from .plots import history_figure
 from .records import describe_run, kept_row, print_table, read_history, write_history, write_summary
-from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key
+from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key, resumes
 from .settings import frozen
 
 
@@ -68,8 +68,8 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
         cap, budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
         settings = frozen({**settings, "epochs": cap})
     model = build_for(settings, data, arch, dropout)
-    if settings.get("init"):
-        start_from(model, settings["init"])
+    if settings.get("init") and not resumes(paths["resume"], fresh):
+        start_from(model, settings["init"])  # a resumed run's weights come from its backup instead
     run = describe_run(paths["model"].stem, arch, model, settings, data)
     unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "

@@ -3,6 +3,7 @@ import csv
 import os
 import runpy
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,13 @@ def trained_centre(tmp_path_factory):
     assert run_script("train_cnn.py", "--train", train, *QUICK, "--epochs", "6", "--no-augment",
                       "--model", out / "cnn.keras", "--figures", out) == 0
     return out
+
+
+def wait_for_epochs(history, count, process, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if history.exists() and len(read_rows(history)) >= count:
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.2)
+    raise AssertionError("training made no progress")

@@ -1,11 +1,14 @@
 """--init: a run that starts from a trained model's weights, and the models it refuses to start from."""
 import json
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import QUICK, refused, run_script, synthetic_faces
+from conftest import QUICK, ROOT, read_rows, refused, run_script, subprocess_env, synthetic_faces, wait_for_epochs
 from fer.inference import load_model
 from fer.records import recipe_words
 
@@ -48,3 +51,24 @@ def test_a_model_that_cannot_be_started_from_is_refused_before_training(trained,
     assert {"other width": "its layers differ from this run's", "other split seed": "split seed 0",
             "no summary": "summary JSON", "missing": "no such model", "is the output": "is also an input"}[case] in line
     assert not (tmp_path / "figures").exists() and (case == "is the output" or not out.exists())
+
+
+def test_a_resumed_run_continues_from_its_backup_not_from_the_init_model(trained, synthetic_files, tmp_path):
+    """Killed and run again, a run started with --init picks up its own backup; loading the init model's
+    weights again would be work thrown away, and saying so would misstate where the run starts."""
+    command = [sys.executable, str(ROOT / "train_cnn.py"), "--train", synthetic_files["train"], *QUICK,
+               "--epochs", "4", "--init", str(trained / "cnn.keras"), "--model", str(tmp_path / "warm.keras"),
+               "--figures", str(tmp_path)]
+    first = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    wait_for_epochs(tmp_path / "warm_history.csv", 1, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = len(read_rows(tmp_path / "warm_history.csv"))
+    assert done < 4 and (tmp_path / ".resume" / "warm").is_dir()
+    again = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"Epoch {done + 1}/4" in again.stdout and "starting from the weights" not in again.stdout
+    fresh = subprocess.run(command + ["--fresh"], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert fresh.returncode == 0 and "starting from the weights of" in fresh.stdout, fresh.stderr

@@ -3,12 +3,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces, write_csv
+from conftest import (QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces,
+                      wait_for_epochs, write_csv)
 
 
 def test_cnn_learns_the_synthetic_signal(trained):
@@ -99,16 +99,6 @@ def test_erasing_and_mixup_still_learn_and_are_recorded(synthetic_files, tmp_pat
 
     assert any(isinstance(layer, RandomErasing) for layer in keras.saving.load_model(out).layers)
     capsys.readouterr()
-
-
-def wait_for_epochs(history, count, process, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if history.exists() and len(read_rows(history)) >= count:
-            return
-        assert process.poll() is None, process.stdout.read()
-        time.sleep(0.2)
-    raise AssertionError("training made no progress")
 
 
 def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_path):
