@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a Kaggle submission (id,label) from one or more trained models.
+r"""Write a Kaggle submission (id,label) from one or more trained models.
 
 Several --model flags average the models' probabilities; --tta also averages
 over views of each face: --tta (= --tta zoom) the face and its mirror image,
@@ -10,9 +10,9 @@ same ensemble, plain and with each --tta, on the validation split the models
 were trained without (models that held out different faces are refused: train
 an ensemble's members with one --split-seed, whatever their --seed), and with
 three or more models the ensemble without each one: choose models and --tta by
-it, not by the test file. FER2013 holds some faces twice, so
-it scores them again without the validation faces that repeat a training face,
-and counts the test faces that do.
+it, not by the test file. FER2013 holds some faces twice, so it scores them
+again without the validation faces that repeat a training face, and counts the
+test faces that do.
 --fit adds each model's accuracy on its own training faces (no augmentation),
 to tell underfitting from overfitting.
 
