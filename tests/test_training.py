@@ -9,6 +9,7 @@ import pytest
 
 from conftest import (QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       wait_for_epochs, write_csv)
+from fer.resume import backed_up_epochs
 
 
 def test_cnn_learns_the_synthetic_signal(trained):
@@ -110,8 +111,8 @@ def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_pa
     wait_for_epochs(history, 2, first)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    done_before = len(read_rows(history))
-    assert 2 <= done_before < 5 and (tmp_path / ".resume" / "cnn").is_dir()
+    done_before = backed_up_epochs(tmp_path / ".resume" / "cnn")  # the history may be an epoch ahead of the backup
+    assert 1 <= done_before < 5
 
     changed = subprocess.run(command + ["--lr", "0.01"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
                              text=True, timeout=300)
