@@ -2,6 +2,8 @@
 import csv
 import os
 import runpy
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -167,11 +169,16 @@ def trained_centre(tmp_path_factory):
     return out
 
 
-def wait_for_epochs(history, count, process, timeout=240):
+def kill_after_epochs(command, history, count, cwd, timeout=240):
+    """Start a training command, and kill it (SIGKILL, no clean-up) once its history shows `count` epochs."""
+    process = subprocess.Popen(command, cwd=cwd, env=subprocess_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        if history.exists() and len(read_rows(history)) >= count:
-            return
+    while not (history.exists() and len(read_rows(history)) >= count):
         assert process.poll() is None, process.stdout.read()
+        if time.time() > deadline:
+            process.kill()
+            raise AssertionError("training made no progress")
         time.sleep(0.2)
-    raise AssertionError("training made no progress")
+    process.send_signal(signal.SIGKILL)
+    process.wait()

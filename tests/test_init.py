@@ -1,14 +1,13 @@
 """--init: a run that starts from a trained model's weights, and the models it refuses to start from."""
 import json
 import shutil
-import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import QUICK, ROOT, refused, run_script, subprocess_env, synthetic_faces, wait_for_epochs
+from conftest import QUICK, ROOT, refused, run_script, subprocess_env, synthetic_faces, kill_after_epochs
 from fer.inference import load_model
 from fer.records import recipe_words
 from fer.resume import backed_up_epochs
@@ -60,11 +59,7 @@ def test_a_resumed_run_continues_from_its_backup_not_from_the_init_model(trained
     command = [sys.executable, str(ROOT / "train_cnn.py"), "--train", synthetic_files["train"], *QUICK,
                "--epochs", "4", "--init", str(trained / "cnn.keras"), "--model", str(tmp_path / "warm.keras"),
                "--figures", str(tmp_path)]
-    first = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    wait_for_epochs(tmp_path / "warm_history.csv", 2, first)  # the second epoch begins after the first's backup
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    kill_after_epochs(command, tmp_path / "warm_history.csv", 2, tmp_path)  # the second begins after the first's backup
     done = backed_up_epochs(tmp_path / ".resume" / "warm")
     assert 1 <= done < 4
     again = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)

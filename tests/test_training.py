@@ -1,6 +1,5 @@
 """Training end to end through the scripts: it learns, writes everything, resumes, runs on JAX."""
 import json
-import signal
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import (QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces,
-                      wait_for_epochs, write_csv)
+                      kill_after_epochs, write_csv)
 from fer.resume import backed_up_epochs
 
 
@@ -106,11 +105,7 @@ def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_pa
     command = [sys.executable, str(ROOT / "train_cnn.py"), "--train", synthetic_files["train"], *QUICK,
                "--epochs", "5", "--model", str(tmp_path / "cnn.keras"), "--figures", str(tmp_path)]
     history = tmp_path / "cnn_history.csv"
-    first = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    wait_for_epochs(history, 2, first)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    kill_after_epochs(command, history, 2, tmp_path)
     done_before = backed_up_epochs(tmp_path / ".resume" / "cnn")  # the history may be an epoch ahead of the backup
     assert 1 <= done_before < 5
 
