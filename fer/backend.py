@@ -19,6 +19,18 @@ def name():
     return keras.backend.backend()
 
 
+def drop_retracing_warnings():
+    """Each model of an ensemble traces its own predict function. TensorFlow's logger counts five such traces as
+    a retracing problem and warns on stderr, though nothing is retraced twice."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().addFilter(lambda record: "triggered tf.function retracing" not in record.getMessage())
+
+
+drop_retracing_warnings()
+
+
 def set_precision(precision):
     """float32, or mixed bfloat16/float16 (weights in float32, compute in 16 bits)."""
     keras.mixed_precision.set_global_policy(PRECISIONS[precision])
