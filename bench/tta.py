@@ -6,9 +6,13 @@ Every model sees every validation face once at each zoom, as it is and mirrored 
 a zoom below 1 magnifies). The candidate sets all keep the face as it is: flips alone, one extra zoom,
 one zoom-in with one zoom-out, and predict.py's current `--tta zoom` set. Each is the mean probability
 over the models and views. The set best on half A is then scored on half B, where it was not chosen,
-against flips alone. Ends with one JSON line.
+against flips alone. With --extra, predict.py's `--tta zoom` set is also scored with other views added: the faces
+moved --shift pixels left, right, up and down, or turned --rotate degrees each way (each also mirrored). Ends
+with one JSON line.
 
     python bench/tta.py --model models/pretrained/cnn.keras --data ../shared/fer2013/train.npz.xz
+    python bench/tta.py --model models/pretrained/cnn.keras --data ../shared/fer2013/train.npz.xz --zooms 0.85 1.15 \
+        --extra shift rotate
 """
 import itertools
 import json
@@ -31,9 +35,69 @@ def parse_args():
     parser.add_argument("--data", required=True, help="the labeled file the (first) model was trained on")
     parser.add_argument("--zooms", type=cli.number(float, 0.5, 2), nargs="+",
                         default=[0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2])
+    parser.add_argument("--extra", nargs="+", choices=EXTRA_KINDS, default=[],
+                        help="also score the --tta zoom set with these views added")
+    parser.add_argument("--shift", type=cli.number(int, 1, 12), default=2, help="pixels a shifted view moves (2)")
+    parser.add_argument("--rotate", type=cli.number(float, 0, 45, above=True), default=8.0,
+                        help="degrees a turned view turns (8)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which random half is half A")
     parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     return parser.parse_args()
+
+
+EXTRA_KINDS = ("shift", "rotate")
+
+
+def extra_moves(kind, shift, degrees):
+    """The warps of one kind of extra view: (label, RandomAffine parameters)."""
+    if kind == "shift":
+        return [(f"{dx:+d},{dy:+d}px", {"tx": dx, "ty": dy})
+                for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    return [(f"{d:+g}deg", {"angle": float(np.deg2rad(d))}) for d in (degrees, -degrees)]
+
+
+def extra_probabilities(models, x, kinds, shift, degrees, batch_size):
+    """Each model's probabilities on the extra views: a list (one per model) of {(kind, label, mirrored): p}.
+    A view is one warp of the faces, as the training warp and the zooms resample (bilinear, edge fill)."""
+    from keras import ops
+
+    from fer import backend
+    from fer.augment import IMAGE_SIZE, RandomAffine
+    from fer.data import as_input
+
+    x = as_input(x)
+    n = len(x)
+    probabilities = [{} for _ in models]
+    for kind in kinds:
+        for label, move in extra_moves(kind, shift, degrees):
+            params = {k: ops.full((n,), float(move.get(k, 0.0))) for k in ("angle", "shear", "tx", "ty")}
+            params.update(zx=ops.ones((n,)), zy=ops.ones((n,)), flip=ops.ones((n,)))
+            matrix = RandomAffine.transforms(params, IMAGE_SIZE, IMAGE_SIZE)
+            view = ops.convert_to_numpy(ops.image.affine_transform(x, matrix, interpolation="bilinear",
+                                                                   fill_mode="nearest"))
+            for mirrored in (False, True):
+                feed = backend.ordered_feed(view[:, :, ::-1] if mirrored else view, batch_size=batch_size)
+                for member, model in zip(probabilities, models):
+                    member[kind, label, mirrored] = model.predict(**feed, verbose=0)
+    return probabilities
+
+
+def with_extra_views(views, extra, zoom_set, kinds):
+    """Mean probabilities over the models and every view of zoom_set (each mirrored) and of these extra kinds."""
+    stack = [member[zoom, mirrored] for member in views for zoom in zoom_set for mirrored in (False, True)]
+    stack += [p for member in extra for key, p in member.items() if key[0] in kinds]
+    return np.mean(stack, axis=0)
+
+
+def extra_row(views, extra, kinds, args, y, half_a):
+    """The --tta zoom set with these kinds of extra views added, scored on half A, half B and all faces."""
+    from fer.augment import TTA_ZOOMS
+
+    predicted = with_extra_views(views, extra, TTA_ZOOMS["zoom"], kinds).argmax(1)
+    added = [f"shifts {args.shift}px" if kind == "shift" else f"turns {args.rotate:g}deg" for kind in kinds]
+    label = " ".join(f"{z:g}" for z in TTA_ZOOMS["zoom"]) + " + " + " + ".join(added)
+    return {"set": label, **{name: round(float(np.mean(predicted[rows] == y[rows])), 4)
+                             for name, rows in (("half_a", half_a), ("half_b", ~half_a), ("all", slice(None)))}}
 
 
 def candidate_sets(zooms, current):
@@ -54,7 +118,9 @@ def main():
     _, val, note = records.load_split(args.data, args.model)
     started = time.perf_counter()
     views = inference.view_probabilities(models, val.x, zooms, args.batch_size)
+    extra = extra_probabilities(models, val.x, args.extra, args.shift, args.rotate, args.batch_size)
     seconds = time.perf_counter() - started
+    n_views = 2 * len(zooms) + (len(extra[0]) if extra else 0)
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2
 
     def accuracy(zoom_set, rows):
@@ -64,11 +130,17 @@ def main():
               for zoom_set in candidate_sets(args.zooms, TTA_ZOOMS["zoom"])]
     scored.sort(key=lambda row: -row[1])
     print(f"{len(val):,} validation faces of {args.data} ({note}), halves of {half_a.sum():,} and "
-          f"{(~half_a).sum():,}; {len(models)} model(s), {2 * len(zooms)} views each in {seconds:.0f} s")
-    print(f"{'zooms (each also mirrored)':28s} {'half A':>7s} {'half B':>7s} {'all':>7s}")
+          f"{(~half_a).sum():,}; {len(models)} model(s), {n_views} views each in {seconds:.0f} s")
+    extra_rows = [extra_row(views, extra, kinds, args, val.y, half_a)
+                  for r in range(1, len(args.extra) + 1) for kinds in itertools.combinations(args.extra, r)]
+    width = max([28] + [len(row["set"]) for row in extra_rows])
+    print(f"{'zooms (each also mirrored)':{width}s} {'half A':>7s} {'half B':>7s} {'all':>7s}")
     for zoom_set, a, b, every in scored:
         mark = "  <- flips alone" if zoom_set == (1.0,) else "  <- --tta zoom" if zoom_set == TTA_ZOOMS["zoom"] else ""
-        print(f"{' '.join(f'{z:g}' for z in zoom_set):28s} {a:7.4f} {b:7.4f} {every:7.4f}{mark}")
+        print(f"{' '.join(f'{z:g}' for z in zoom_set):{width}s} {a:7.4f} {b:7.4f} {every:7.4f}{mark}")
+    for row in extra_rows:
+        print(f"{row['set']:{width}s} {row['half_a']:7.4f} {row['half_b']:7.4f} {row['all']:7.4f}"
+              "  <- --tta zoom and more")
     best = scored[0]
     flips = next(row for row in scored if row[0] == (1.0,))
     current = next(row for row in scored if row[0] == TTA_ZOOMS["zoom"])
@@ -76,7 +148,8 @@ def main():
                       "chosen_on_half_a": list(best[0]), "chosen_half_a": round(best[1], 4),
                       "chosen_half_b": round(best[2], 4), "flips_half_b": round(flips[2], 4),
                       "flips_all": round(flips[3], 4), "tta_zoom": list(TTA_ZOOMS["zoom"]),
-                      "tta_zoom_all": round(current[3], 4),
+                      "tta_zoom_half_a": round(current[1], 4), "tta_zoom_half_b": round(current[2], 4),
+                      "tta_zoom_all": round(current[3], 4), "extra": extra_rows,
                       "plain_all": round(float(np.mean(inference.mean_of_views(views).argmax(1) == val.y)), 4)}))
 
 

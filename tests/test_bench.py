@@ -145,6 +145,40 @@ def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthet
     assert result["val_rows"] == len(val)
 
 
+def test_tta_benchmark_adds_shifted_and_turned_views_to_the_zoom_set(trained, synthetic_files):
+    from fer import inference, records
+    from fer.augment import TTA_ZOOMS
+
+    model = trained / "cnn.keras"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "tta.py"), "--model", str(model),
+                           "--data", str(synthetic_files["train"]), "--zooms", "0.9", "--extra", "shift", "rotate",
+                           "--shift", "3"], env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    extra = {row["set"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])["extra"]}
+    zooms = " ".join(f"{z:g}" for z in TTA_ZOOMS["zoom"])
+    assert set(extra) == {f"{zooms} + shifts 3px", f"{zooms} + turns 8deg", f"{zooms} + shifts 3px + turns 8deg"}
+    # the shifted views are the faces moved 3 whole pixels each way, the border filled from the edge, and mirrored
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tta_bench", ROOT / "bench" / "tta.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, val, _ = records.load_split(synthetic_files["train"], model)
+    loaded = inference.load_model(model)
+    faces = val.x.reshape(-1, 48, 48, 1).astype("float32")
+    padded = np.pad(faces, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="edge")
+    moved = [padded[:, 3 - dy:51 - dy, 3 - dx:51 - dx] for dx, dy in ((-3, 0), (3, 0), (0, -3), (0, 3))]
+    expected = [loaded.predict(v[:, :, ::-1] if mirrored else v, verbose=0) for v in moved for mirrored in (0, 1)]
+    got = bench.extra_probabilities([loaded], val.x, ["shift"], 3, 8.0, 64)[0]
+    assert len(got) == len(expected) == 8
+    for p, q in zip(got.values(), expected):
+        np.testing.assert_allclose(p, q, atol=1e-5)
+    # and the benchmark's score is the accuracy of the mean over the zoom set's views and these
+    views = inference.view_probabilities([loaded], val.x, TTA_ZOOMS["zoom"])[0]
+    mean = np.mean(list(views.values()) + expected, axis=0)
+    assert abs(extra[f"{zooms} + shifts 3px"]["all"] - np.mean(mean.argmax(1) == val.y)) < 1e-4
+
+
 def test_table_ranks_runs_and_lists_each_pipeline_record(tmp_path):
     import shutil
 
