@@ -56,30 +56,24 @@ def extra_moves(kind, shift, degrees):
     return [(f"{d:+g}deg", {"angle": float(np.deg2rad(d))}) for d in (degrees, -degrees)]
 
 
-def extra_probabilities(models, x, kinds, shift, degrees, batch_size):
-    """Each model's probabilities on the extra views: a list (one per model) of {(kind, label, mirrored): p}.
-    A view is one warp of the faces, as the training warp and the zooms resample (bilinear, edge fill)."""
-    from keras import ops
-
-    from fer import backend
-    from fer.augment import IMAGE_SIZE, RandomAffine
+def extra_views(x, kinds, shift, degrees):
+    """(key, view) pairs of the extra views, key (kind, label, mirrored): each warp of the faces, then its mirror."""
+    from fer.augment import fixed_warp
     from fer.data import as_input
 
     x = as_input(x)
-    n = len(x)
-    probabilities = [{} for _ in models]
     for kind in kinds:
         for label, move in extra_moves(kind, shift, degrees):
-            params = {k: ops.full((n,), float(move.get(k, 0.0))) for k in ("angle", "shear", "tx", "ty")}
-            params.update(zx=ops.ones((n,)), zy=ops.ones((n,)), flip=ops.ones((n,)))
-            matrix = RandomAffine.transforms(params, IMAGE_SIZE, IMAGE_SIZE)
-            view = ops.convert_to_numpy(ops.image.affine_transform(x, matrix, interpolation="bilinear",
-                                                                   fill_mode="nearest"))
-            for mirrored in (False, True):
-                feed = backend.ordered_feed(view[:, :, ::-1] if mirrored else view, batch_size=batch_size)
-                for member, model in zip(probabilities, models):
-                    member[kind, label, mirrored] = model.predict(**feed, verbose=0)
-    return probabilities
+            view = fixed_warp(x, **move)
+            yield (kind, label, False), view
+            yield (kind, label, True), view[:, :, ::-1]
+
+
+def extra_probabilities(models, x, kinds, shift, degrees, batch_size):
+    """Each model's probabilities on the extra views: a list (one per model) of {(kind, label, mirrored): p}."""
+    from fer import inference
+
+    return inference.keyed_view_probabilities(models, extra_views(x, kinds, shift, degrees), batch_size)
 
 
 def with_extra_views(views, extra, zoom_set, kinds):

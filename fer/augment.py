@@ -192,17 +192,20 @@ def tta_views(x, zooms=(1.0,)):
     """
     x = np.asarray(x, "float32").reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     for zoom in zooms:
-        if zoom == 1.0:
-            view = x
-        else:
-            n = len(x)
-            params = {k: ops.zeros((n,)) for k in ("angle", "shear", "tx", "ty")}
-            params.update(zx=ops.full((n,), zoom), zy=ops.full((n,), zoom), flip=ops.ones((n,)))
-            matrix = RandomAffine.transforms(params, IMAGE_SIZE, IMAGE_SIZE)
-            view = ops.convert_to_numpy(ops.image.affine_transform(x, matrix, interpolation="bilinear",
-                                                                   fill_mode="nearest"))
+        view = x if zoom == 1.0 else fixed_warp(x, zoom=zoom)
         yield view
         yield view[:, :, ::-1]
+
+
+def fixed_warp(x, angle=0.0, tx=0.0, ty=0.0, zoom=1.0):
+    """(n, 48, 48, 1) float32 faces all warped alike (angle in radians, shifts in pixels, zoom below 1
+    magnifies), resampled once as the training warp does: bilinear, edge pixels filling the border."""
+    n = len(x)
+    params = {"angle": ops.full((n,), float(angle)), "shear": ops.zeros((n,)), "tx": ops.full((n,), float(tx)),
+              "ty": ops.full((n,), float(ty)), "zx": ops.full((n,), float(zoom)), "zy": ops.full((n,), float(zoom)),
+              "flip": ops.ones((n,))}
+    matrix = RandomAffine.transforms(params, IMAGE_SIZE, IMAGE_SIZE)
+    return ops.convert_to_numpy(ops.image.affine_transform(x, matrix, interpolation="bilinear", fill_mode="nearest"))
 
 
 def imagedatagenerator_flow(x, y, batch_size, seed):

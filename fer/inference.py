@@ -92,11 +92,19 @@ def view_probabilities(models, x, zooms=None, batch_size=256):
     """Each model's probabilities on each test-time view of x, every view computed once and shown to every model:
     a list (one per model) of {(zoom, mirrored): probabilities}. zooms: those of every --tta kind by default."""
     zooms = tuple(zooms or dict.fromkeys(zoom for kind in TTA_ZOOMS.values() for zoom in kind))
+    keyed = (((zooms[i // 2], i % 2 == 1), view)  # a zoom, then its mirror
+             for i, view in enumerate(tta_views(as_input(x), zooms)))
+    return keyed_view_probabilities(models, keyed, batch_size)
+
+
+def keyed_view_probabilities(models, keyed_views, batch_size=256):
+    """Each model's probabilities on each (key, view) of keyed_views, every view shown to every model once:
+    a list (one per model) of {key: probabilities}."""
     views = [{} for _ in models]
-    for i, view in enumerate(tta_views(as_input(x), zooms)):  # a zoom, then its mirror
+    for key, view in keyed_views:
         feed = backend.ordered_feed(view, batch_size=batch_size)
         for member, model in zip(views, models):
-            member[zooms[i // 2], i % 2 == 1] = model.predict(**feed, verbose=0)
+            member[key] = model.predict(**feed, verbose=0)
     return views
 
 
