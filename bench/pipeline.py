@@ -123,6 +123,11 @@ def convolutions_alone(model, batch_size):
     return alone, np.zeros((1, 1), "float32"), np.zeros((1, alone.output.shape[-1]), "float32")
 
 
+def significant(value, digits=5):
+    """Rounded to significant digits, not decimals: a small network's TFLOP/s is 0.01, a GPU's is 100."""
+    return float(f"{value:.{digits}g}")
+
+
 def main():
     args = parse_args()
     import keras
@@ -185,7 +190,8 @@ def main():
     conv_rate = timed_rate(alone, fixed, args)
     rates["v"] = conv_rate
     print(f"(v) {'convolutions alone, forward and backward':<42} {conv_rate:8.0f} images/s", flush=True)
-    step_tflops = training_flops(model) * rates["a"] / 1e12
+    step_flops = training_flops(model)  # per image, like conv_flops
+    step_tflops = step_flops * rates["a"] / 1e12
     conv_tflops = conv_flops * conv_rate / 1e12
     conv_share = step_tflops / conv_tflops
 
@@ -204,7 +210,9 @@ def main():
                       "images_per_s": {k: round(v, 1) for k, v in rates.items()},
                       "a_over_b": round(rates["a"] / rates["b"], 3), "a_over_c": round(rates["a"] / rates["c"], 3),
                       "a_over_k": round(rates["a"] / rates["k"], 3) if "k" in rates else None,
-                      "train_tflops": round(step_tflops, 4), "conv_tflops": round(conv_tflops, 4),
+                      "train_gflop_per_image": significant(step_flops / 1e9),
+                      "conv_gflop_per_image": significant(conv_flops / 1e9),
+                      "train_tflops": significant(step_tflops), "conv_tflops": significant(conv_tflops),
                       "conv_share": round(conv_share, 3)}))
 
 
