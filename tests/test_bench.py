@@ -205,3 +205,58 @@ def test_table_ranks_runs_and_lists_each_pipeline_record(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "pipeline_bad.json" in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def confidently_wrong_copy(model_path, out, label):
+    """The trained model, its output layer rewired to answer `label` for every face, its summary beside it."""
+    import shutil
+
+    import keras
+    from fer import inference, records
+
+    model = inference.load_model(model_path)
+    last = [layer for layer in model.layers if layer.weights][-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.eye(len(bias), dtype=bias.dtype)[label] * 20])
+    keras.saving.save_model(model, out)
+    shutil.copy(records.summary_path(model_path), records.summary_path(out))
+    return out
+
+
+def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(trained, synthetic_files, tmp_path):
+    from fer import inference, records
+
+    good = trained / "cnn.keras"
+    _, val, _ = records.load_split(synthetic_files["train"], good)
+    rarest = int(np.bincount(val.y, minlength=7).argmin())
+    wrong = confidently_wrong_copy(good, tmp_path / "wrong.keras", rarest)
+    command = [sys.executable, str(ROOT / "bench" / "ensemble.py"), "--data", str(synthetic_files["train"]),
+               "--model", str(wrong), "--model", str(good), "--cache", str(tmp_path / "views")]
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # the member that always answers the rarest class is left out, whichever half chooses
+    assert result["chosen_on_half_a"]["members"] == result["chosen_on_half_b"]["members"] == [str(good)]
+    assert result["reference"]["members"] == [str(wrong), str(good)]
+    loaded = [inference.load_model(path) for path in (good, wrong)]
+    for members, row in ((loaded[:1], result["chosen_on_half_a"]), (loaded, result["reference"])):
+        for column, tta in (("plain", None), ("flip", "flip"), ("zoom", "zoom")):
+            expected = np.mean(inference.predict_probabilities(members, val.x, tta).argmax(1) == val.y)
+            assert abs(row[column]["all"] - expected) < 1e-4, column
+    gains = (result["chosen_on_half_a"]["zoom"]["half_b"] - result["reference"]["zoom"]["half_b"],
+             result["chosen_on_half_b"]["zoom"]["half_a"] - result["reference"]["zoom"]["half_a"])
+    assert min(gains) > 0 and abs(result["mean_gain"] - sum(gains) / 2) < 1e-3
+    # a second run reads every model's views from the cache and prints the same line
+    assert len(list((tmp_path / "views").glob("*.npz"))) == 2
+    again = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert again.stdout.strip().splitlines()[-1] == done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flags, words", [([], "give 2 to 12 candidates"),
+                                          (["--model", "A.keras"], "a candidate is given twice"),
+                                          (["--model", "B.keras", "--reference", "3"], "--reference: 3 is more than")])
+def test_ensemble_benchmark_refuses_bad_candidate_lists(flags, words):
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "ensemble.py"), "--data", "x.csv",
+                           "--model", "A.keras", *flags], env=subprocess_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr

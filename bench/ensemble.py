@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Which members an ensemble should have: choose a subset of the candidate models on one random half of the
+validation split, score it on the other half, and the other way round.
+
+Every candidate sees every validation face once in each test-time view (as it is, mirrored, and zoomed as
+predict.py's --tta kinds do); an ensemble's probabilities are the mean over its members, so every subset of the
+candidates is scored from those alone. Choosing among many subsets on the faces that score them would flatter the
+winner: the subset chosen on half A is scored on half B, the one chosen on half B on half A, each against the
+reference ensemble (the first --reference candidates, by default all of them) on the same half. Their mean gain
+says whether choosing members beats keeping the reference. Ends with one JSON line.
+
+    python bench/ensemble.py --data ../shared/fer2013/train.npz.xz --reference 5 \\
+        --model models/pretrained/cnn.keras --model models/pretrained/cnn_2.keras ... --model models/new.keras
+    python bench/ensemble.py ... --cache /tmp/views   (each model's views kept on disk: a rerun with one more
+        candidate computes only that one)
+"""
+import hashlib
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MAX_CANDIDATES = 12  # 4,095 subsets
+
+
+def parse_args():
+    from fer import cli
+    from fer.augment import TTA_DEFAULT, TTA_ZOOMS
+
+    parser = cli.parser(__doc__)
+    parser.add_argument("--model", action="append", required=True, metavar="M.keras",
+                        help=f"a candidate member; repeat, 2 to {MAX_CANDIDATES}")
+    parser.add_argument("--data", required=True, help="the labeled file the models were trained on")
+    parser.add_argument("--reference", type=cli.POSITIVE_INT, metavar="N",
+                        help="the first N candidates are the ensemble to beat (all of them)")
+    parser.add_argument("--by", choices=["plain", *TTA_ZOOMS], default=TTA_DEFAULT,
+                        help=f"the column that chooses: plain, or a --tta kind ({TTA_DEFAULT})")
+    parser.add_argument("--show", type=cli.POSITIVE_INT, default=10, help="subsets to list, best on half A (10)")
+    parser.add_argument("--cache", metavar="DIR", help="keep each model's probabilities here, keyed by the "
+                                                       "model file's and the validation faces' contents")
+    parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which random half is half A")
+    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
+    args = parser.parse_args()
+    if not 2 <= len(args.model) <= MAX_CANDIDATES:
+        parser.error(f"--model: give 2 to {MAX_CANDIDATES} candidates (got {len(args.model)})")
+    if len(set(map(str, args.model))) < len(args.model):
+        parser.error("--model: a candidate is given twice")
+    if args.reference and args.reference > len(args.model):
+        parser.error(f"--reference: {args.reference} is more than the {len(args.model)} candidates")
+    return args
+
+
+def digest(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def member_views(path, x, cache, batch_size):
+    """One model's probabilities on every test-time view of x: {(zoom, mirrored): p}, from the cache if there."""
+    from fer import inference
+    from fer.atomic import atomic_path
+
+    cached = Path(cache) / f"{digest(Path(path).read_bytes())}_{digest(x.tobytes())}.npz" if cache else None
+    if cached is not None and cached.is_file():
+        with np.load(cached) as stored:
+            return {(float(zoom), mirrored == "1"): stored[f"{zoom}_{mirrored}"]
+                    for zoom, mirrored in (key.split("_") for key in stored.files)}
+    views = inference.view_probabilities([inference.load_model(path)], x, batch_size=batch_size)[0]
+    if cached is not None:
+        with atomic_path(cached) as tmp:
+            np.savez(tmp, **{f"{zoom:g}_{int(mirrored)}": p for (zoom, mirrored), p in views.items()})
+    return views
+
+
+def column_means(views):
+    """Per column (plain and each --tta kind), the model's mean probabilities over that column's views."""
+    from fer.augment import TTA_ZOOMS
+    from fer.inference import mean_of_views
+
+    return {"plain": mean_of_views([views]),
+            **{kind: mean_of_views([views], zooms) for kind, zooms in TTA_ZOOMS.items()}}
+
+
+def score_subsets(means, y, half_a):
+    """For every non-empty subset of the candidates (a tuple of indices): {column: (half A, half B, all)}."""
+    halves = (half_a, ~half_a, np.ones(len(y), bool))
+    scores = {}
+    for size in range(1, len(means) + 1):
+        for subset in itertools.combinations(range(len(means)), size):
+            scores[subset] = {}
+            for column in means[0]:
+                right = np.mean([means[i][column] for i in subset], axis=0).argmax(1) == y
+                scores[subset][column] = tuple(float(np.mean(right[rows])) for rows in halves)
+    return scores
+
+
+def chosen(scores, by, half):
+    """The subset best on one half (0: A, 1: B) in column `by`; ties go to fewer members, then earlier ones."""
+    return max(scores, key=lambda subset: (scores[subset][by][half], -len(subset), [-i for i in subset]))
+
+
+def names(paths, subset):
+    return " + ".join(Path(paths[i]).stem for i in subset)
+
+
+def main():
+    from fer import records
+
+    args = parse_args()
+    _, val, note = records.load_split(args.data, args.model)
+    started = time.perf_counter()
+    means = []
+    for i, path in enumerate(args.model, 1):
+        t0 = time.perf_counter()
+        means.append(column_means(member_views(path, val.x, args.cache, args.batch_size)))
+        print(f"candidate {i}/{len(args.model)} {path}: {np.mean(means[-1][args.by].argmax(1) == val.y):.4f} "
+              f"({args.by}, {time.perf_counter() - t0:.0f} s)", flush=True)
+    half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2
+    scores = score_subsets(means, val.y, half_a)
+    reference = tuple(range(args.reference or len(args.model)))
+    on_a, on_b = chosen(scores, args.by, 0), chosen(scores, args.by, 1)
+    print(f"{len(val):,} validation faces of {args.data} ({note}), halves of {half_a.sum():,} and "
+          f"{(~half_a).sum():,}; {len(args.model)} candidates, {len(scores):,} subsets in "
+          f"{time.perf_counter() - started:.0f} s; chosen by {args.by}")
+    ranked = sorted(scores, key=lambda subset: (-scores[subset][args.by][0], len(subset)))[:args.show]
+    width = max(len(names(args.model, subset)) for subset in [*ranked, reference, on_b])
+    print(f"{'members':{width}s} {'half A':>7s} {'half B':>7s} {'all':>7s} {'plain':>7s}")
+    for subset, mark in [*((s, "") for s in ranked), (reference, "  <- reference"), (on_b, "  <- chosen on half B")]:
+        a, b, every = scores[subset][args.by]
+        print(f"{names(args.model, subset):{width}s} {a:7.4f} {b:7.4f} {every:7.4f} "
+              f"{scores[subset]['plain'][2]:7.4f}{mark}")
+    gain_b = scores[on_a][args.by][1] - scores[reference][args.by][1]
+    gain_a = scores[on_b][args.by][0] - scores[reference][args.by][0]
+    print(f"chosen on half A, scored on half B: {gain_b:+.4f} against the reference; "
+          f"chosen on half B, scored on half A: {gain_a:+.4f}")
+
+    def row(subset):
+        return {"members": [args.model[i] for i in subset],
+                **{column: dict(zip(("half_a", "half_b", "all"), (round(v, 4) for v in values)))
+                   for column, values in scores[subset].items()}}
+
+    print(json.dumps({"bench": "ensemble", "models": args.model, "val_rows": len(val), "seed": args.seed,
+                      "by": args.by, "reference": row(reference), "chosen_on_half_a": row(on_a),
+                      "chosen_on_half_b": row(on_b), "gain_half_b": round(gain_b, 4), "gain_half_a": round(gain_a, 4),
+                      "mean_gain": round((gain_a + gain_b) / 2, 4)}))
+
+
+if __name__ == "__main__":
+    from fer import cli
+
+    cli.run(main)
