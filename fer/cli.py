@@ -5,6 +5,7 @@ import re
 import sys
 
 from . import backend
+from .augment import TTA_ZOOMS
 from .errors import InputError
 from .models import ARCHITECTURES
 from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
@@ -163,6 +164,9 @@ def add_distill_flags(parser):
                        help="also train on these faces, e.g. test.csv, their targets the teachers' mean "
                             "probabilities alone (labels in the file are not used; faces identical to a validation "
                             "face are left out)")
+    teach.add_argument("--teacher-tta", choices=sorted(TTA_ZOOMS),
+                       help="each teacher's probabilities averaged over these test-time views, as predict.py "
+                            "--tta KIND averages them; the teachers take 2 (flip) or 6 (zoom) times as long")
 
 
 def add_output_flags(parser, default_model):

@@ -17,7 +17,8 @@ def distill(data, settings):
     settings["distill"]: the student learns which faces are ambiguous, and between which expressions.
     With settings["unlabeled"], the faces of those files train too, their targets the teachers' mean alone.
 
-    The teachers see the faces as they are (no augmentation); the student sees them warped, as usual.
+    The teachers see the faces as they are (no augmentation), or with settings["teacher_tta"] the mean over
+    predict.py's test-time views of them; the student sees them warped, as usual.
     With validation, a teacher that trained on any of the validation faces is refused: its probabilities would
     pass what it learned from them on to the student, whose validation accuracy would then overstate it.
     For the same reason an unlabeled face identical to a validation face is left out."""
@@ -33,7 +34,7 @@ def distill(data, settings):
     total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
-        probabilities = predict_probabilities([model], x)
+        probabilities = predict_probabilities([model], x, settings["teacher_tta"])
         total = total + probabilities
         print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities[:n].argmax(1) == labels):.4f} on "
               f"the {n:,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -193,7 +193,8 @@ def teacher_words(settings):
     if not teachers:
         return ""
     unlabeled = settings.get("unlabeled") or []
-    return (f", distilled from {len(teachers)} teachers ({settings['distill']:g})"
+    views = f", {settings['teacher_tta']} TTA" if settings.get("teacher_tta") else ""
+    return (f", distilled from {len(teachers)} teachers ({settings['distill']:g}{views})"
             + (f" with {' '.join(Path(p).name for p in unlabeled)} unlabeled" if unlabeled else ""))
 
 

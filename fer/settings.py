@@ -26,7 +26,7 @@ PRESETS = {
 
 DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0, ema=0.0,
-                minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None)
+                minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 
@@ -67,6 +67,8 @@ def resolve(args, network=True, timed=False):
         raise InputError("--distill", "needs the models to learn from: give --teacher")
     if chosen["unlabeled"] and not chosen["teachers"]:
         raise InputError("--unlabeled", "needs the models that label them: give --teacher")
+    if chosen["teacher_tta"] and not chosen["teachers"]:
+        raise InputError("--teacher-tta", "needs the models whose views it averages: give --teacher")
     chosen["teachers"] = tuple(str(path) for path in chosen["teachers"])
     chosen["init"] = None if chosen["init"] is None else str(chosen["init"])
     chosen["unlabeled"] = tuple(str(path) for path in chosen["unlabeled"])

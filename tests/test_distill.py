@@ -7,7 +7,7 @@ import pytest
 
 from conftest import (QUICK, read_rows, refused, run_script, submission_accuracy, synthetic_faces, train_cnn_settings,
                       write_csv)
-from fer import distillation
+from fer import distillation, records
 from fer.data import prepare_data
 from fer.errors import InputError
 from fer.settings import DISTILL, frozen
@@ -79,6 +79,9 @@ def test_the_weight_defaults_to_one_half_and_is_checked(tmp_path, capsys):
                        str(distill)) == f"error: --distill: must be {problem}"
     with pytest.raises(InputError, match="--unlabeled.*give --teacher"):
         settings_for(None, extra=["--unlabeled", "test.csv"])
+    with pytest.raises(InputError, match="--teacher-tta.*give --teacher"):
+        settings_for(None, extra=["--teacher-tta", "zoom"])
+    assert settings_for(None)["teacher_tta"] is None
 
 
 def test_a_student_learns_from_its_teacher_what_its_labels_do_not_say(trained, synthetic_files, tmp_path, capsys):
@@ -126,3 +129,32 @@ def test_a_doubtful_teacher_or_a_missing_unlabeled_file_is_refused(trained, synt
     assert {"other split seed": "split seed 0", "no summary": "summary JSON", "missing": "no such model",
             "unlabeled missing": "no such file"}[case] in err
     assert not (tmp_path / "student.keras").exists() and not (tmp_path / "figures").exists()
+
+
+def sided_model(path):
+    """A model whose answer depends on which half of the face is bright: class 0 for the left, 1 for the right."""
+    kernel = np.zeros((48, 48, 7), "float32")
+    kernel[:, :24, 0], kernel[:, 24:, 1] = 1 / 30000, 1 / 30000
+    inputs = keras.Input((48, 48, 1))
+    dense = keras.layers.Dense(7, kernel_initializer=keras.initializers.Constant(kernel.reshape(-1, 7)))
+    keras.Model(inputs, keras.layers.Softmax()(dense(keras.layers.Flatten()(inputs)))).save(path)
+    return path
+
+
+def test_teacher_tta_averages_each_teachers_views(tmp_path):
+    x, y = synthetic_faces(50, seed=5)
+    x[:, :, :24] = np.minimum(x[:, :, :24].astype(int) + 60, 255)  # every face brighter on its left
+    train = write_csv(tmp_path / "train.csv", x, y)
+    teacher = sided_model(tmp_path / "sided.keras")
+    settings = settings_for([teacher], distill=0.4, extra=["--teacher-tta", "flip"])
+    data = prepare_data(train, settings)
+    (tmp_path / "sided_summary.json").write_text(json.dumps({"split": data["split"]}))
+    labels, faces = data["y_train"].copy(), data["x_train"]
+    model = keras.saving.load_model(teacher)
+    seen = (model.predict(faces, verbose=0) + model.predict(faces[:, :, ::-1], verbose=0)) / 2
+    assert np.all(model.predict(faces, verbose=0)[:, 0] > seen[:, 0] + 0.01)  # the mirror changes its mind
+    flipped = distillation.distill(data, settings)
+    np.testing.assert_allclose(flipped["y_train"], 0.6 * labels + 0.4 * seen, atol=1e-5)
+    plain = distillation.distill(data, frozen({**settings, "teacher_tta": None}))
+    np.testing.assert_allclose(plain["y_train"], 0.6 * labels + 0.4 * model.predict(faces, verbose=0), atol=1e-5)
+    assert records.teacher_words(settings) == ", distilled from 1 teachers (0.4, flip TTA)"
