@@ -250,6 +250,9 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
     assert len(list((tmp_path / "views").glob("*.npz"))) == 2
     again = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert again.stdout.strip().splitlines()[-1] == done.stdout.strip().splitlines()[-1]
+    missing = subprocess.run(command[:-4] + ["--model", str(tmp_path / "gone.keras")], env=subprocess_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'gone.keras'}: no such model file\n"
 
 
 @pytest.mark.parametrize("flags, words", [([], "give 2 to 12 candidates"),
