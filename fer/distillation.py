@@ -31,12 +31,12 @@ def distill(data, settings):
     labels = data["y_train"].argmax(1)
     n = len(labels)  # the labeled faces come first, the unlabeled ones after them
     x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy if none
-    total = 0
+    total, views = 0, f" ({settings['teacher_tta']} TTA)" if settings["teacher_tta"] else ""
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
         probabilities = predict_probabilities([model], x, settings["teacher_tta"])
         total = total + probabilities
-        print(f"teacher {i}/{len(models)} {path}: {np.mean(probabilities[:n].argmax(1) == labels):.4f} on "
+        print(f"teacher {i}/{len(models)} {path}{views}: {np.mean(probabilities[:n].argmax(1) == labels):.4f} on "
               f"the {n:,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
     teachers = total / len(models)
     weight = settings["distill"]
