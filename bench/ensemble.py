@@ -64,11 +64,9 @@ def member_views(path, x, cache, batch_size):
     """One model's probabilities on every test-time view of x: {(zoom, mirrored): p}, from the cache if there."""
     from fer import inference
     from fer.atomic import atomic_path
-    from fer.errors import InputError
 
-    if not Path(path).is_file():
-        raise InputError(path, "no such model file")
-    cached = Path(cache) / f"{digest(Path(path).read_bytes())}_{digest(x.tobytes())}.npz" if cache else None
+    path = inference.model_file(path)  # hashed before it is loaded: the same checks first
+    cached = Path(cache) / f"{digest(path.read_bytes())}_{digest(x.tobytes())}.npz" if cache else None
     if cached is not None and cached.is_file():
         with np.load(cached) as stored:
             return {(float(zoom), mirrored == "1"): stored[f"{zoom}_{mirrored}"]

@@ -31,7 +31,8 @@ def distill(data, settings):
     labels = data["y_train"].argmax(1)
     n = len(labels)  # the labeled faces come first, the unlabeled ones after them
     x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy if none
-    total, views = 0, f" ({settings['teacher_tta']} TTA)" if settings["teacher_tta"] else ""
+    views = f" ({settings['teacher_tta']} TTA)" if settings["teacher_tta"] else ""
+    total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
         probabilities = predict_probabilities([model], x, settings["teacher_tta"])

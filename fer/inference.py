@@ -17,13 +17,19 @@ from .errors import InputError
 TRAINING_ONLY = {RandomAffine.__name__, RandomErasing.__name__}
 
 
-def load_model(path):
-    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
+def model_file(path):
+    """`path` as a Path when a model file is there to read, or raise InputError."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
     if not path.is_file():
         raise InputError(path, "is not a file (a .keras model is one zip file)")
+    return path
+
+
+def load_model(path):
+    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
+    path = model_file(path)
     try:
         # TensorFlow's oneDNN logs an E0000 line from C++ when it builds float16 weights (the shipped model's)
         # on a CPU without AVX-512 fp16, then runs them correctly: noise on the scripts' one-line stderr.

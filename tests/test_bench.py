@@ -252,7 +252,8 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
     assert again.stdout.strip().splitlines()[-1] == done.stdout.strip().splitlines()[-1]
     missing = subprocess.run(command[:-4] + ["--model", str(tmp_path / "gone.keras")], env=subprocess_env(),
                              capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'gone.keras'}: no such model file\n"
+    assert missing.returncode == 2 and missing.stderr == (f"error: {tmp_path / 'gone.keras'}: no such model file "
+                                                          "(train one with train_cnn.py, or pass --model)\n")
 
 
 @pytest.mark.parametrize("flags, words", [([], "give 2 to 12 candidates"),
