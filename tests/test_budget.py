@@ -151,10 +151,10 @@ def test_a_resumed_clock_schedule_gives_the_rates_of_the_uninterrupted_run():
 def test_a_timed_run_learns_anneals_and_records_its_budget(synthetic_files, tmp_path):
     out = tmp_path / "cnn.keras"
     assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--no-augment",
-                      "--minutes", "1", "--model", out, "--figures", tmp_path) == 0
+                      "--minutes", "1.5", "--limit", "256", "--model", out, "--figures", tmp_path) == 0
     summary = json.loads((tmp_path / "cnn_summary.json").read_text())
     budget = summary["budget"]
-    assert summary["settings"]["minutes"] == 1 and summary["settings"]["epochs"] == budget["cap_epochs"]
+    assert summary["settings"]["minutes"] == 1.5 and summary["settings"]["epochs"] == budget["cap_epochs"]
     assert budget["train_images_per_second"] > 0 and budget["planned_epochs"] >= 1
     rows = read_rows(tmp_path / "cnn_history.csv")
     assert 2 <= len(rows) <= budget["cap_epochs"]
