@@ -166,7 +166,9 @@ def add_distill_flags(parser):
                             "face are left out)")
     teach.add_argument("--teacher-tta", choices=sorted(TTA_ZOOMS),
                        help="each teacher's probabilities averaged over these test-time views, as predict.py "
-                            "--tta KIND averages them; the teachers take 2 (flip) or 6 (zoom) times as long")
+                            "--tta KIND averages them; the teachers take 2 (flip) or 6 (zoom) times as long the "
+                            "first time (each teacher's probabilities are cached in data/cache/ by its file and "
+                            "the faces)")
 
 
 def add_output_flags(parser, default_model):

@@ -1,14 +1,17 @@
 """Knowledge distillation (train_cnn.py --teacher): soft targets from trained models, and the checks that keep
 validation honest."""
+import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import IMAGE_SIZE
-from .data import as_input, load_faces, repeats
+from . import CLASSES, IMAGE_SIZE
+from .atomic import atomic_path
+from .data import as_input, cache_dir, load_faces, repeats
 from .errors import InputError
 from .inference import load_model, predict_probabilities
+from .reading import file_digest
 from .records import recorded_split, summary_path
 
 
@@ -18,7 +21,8 @@ def distill(data, settings):
     With settings["unlabeled"], the faces of those files train too, their targets the teachers' mean alone.
 
     The teachers see the faces as they are (no augmentation), or with settings["teacher_tta"] the mean over
-    predict.py's test-time views of them; the student sees them warped, as usual.
+    predict.py's test-time views of them; the student sees them warped, as usual. Each teacher's probabilities
+    are cached beside the parsed data, so a second run with the same teacher file and faces skips the predictions.
     With validation, a teacher that trained on any of the validation faces is refused: its probabilities would
     pass what it learned from them on to the student, whose validation accuracy would then overstate it.
     For the same reason an unlabeled face identical to a validation face is left out."""
@@ -32,13 +36,15 @@ def distill(data, settings):
     n = len(labels)  # the labeled faces come first, the unlabeled ones after them
     x = np.concatenate([data["x_train"], unlabeled]) if len(unlabeled) else data["x_train"]  # no copy if none
     views = f" ({settings['teacher_tta']} TTA)" if settings["teacher_tta"] else ""
+    faces = hashlib.blake2b(x.tobytes(), digest_size=16).hexdigest()
     total = 0
     for i, (path, model) in enumerate(zip(settings["teachers"], models), 1):
         t0 = time.perf_counter()
-        probabilities = predict_probabilities([model], x, settings["teacher_tta"])
+        probabilities, cached = teacher_probabilities(path, model, x, faces, settings["teacher_tta"])
         total = total + probabilities
+        took = "cached" if cached else f"{time.perf_counter() - t0:.0f} s"
         print(f"teacher {i}/{len(models)} {path}{views}: {np.mean(probabilities[:n].argmax(1) == labels):.4f} on "
-              f"the {n:,} training faces ({time.perf_counter() - t0:.0f} s)", flush=True)
+              f"the {n:,} training faces ({took})", flush=True)
     teachers = total / len(models)
     weight = settings["distill"]
     accuracy = round(float(np.mean(teachers[:n].argmax(1) == labels)), 4)
@@ -49,6 +55,26 @@ def distill(data, settings):
     targets = np.concatenate([(1 - weight) * data["y_train"] + weight * teachers[:n], teachers[n:]])
     return {**data, "x_train": x, "y_train": targets.astype("float32"), "unlabeled_rows": len(unlabeled),
             "teacher_accuracy": accuracy}
+
+
+def teacher_probabilities(path, model, x, faces, tta):
+    """(probabilities of `model` on x, whether they came from the cache). The cache key is the model file's
+    bytes, the faces' (digest `faces`) and the views, so a retrained teacher or other faces are predicted anew."""
+    cached = cache_dir() / f"teacher-{file_digest(path)}-{faces}-{tta or 'plain'}.npy"
+    if cached.is_file():
+        try:
+            probabilities = np.load(cached, allow_pickle=False)
+            if probabilities.shape == (len(x), len(CLASSES)):
+                return probabilities, True
+        except (OSError, ValueError):
+            pass  # a damaged entry is predicted again and replaced
+    probabilities = predict_probabilities([model], x, tta)
+    try:
+        with atomic_path(cached) as tmp:
+            np.save(tmp, probabilities)
+    except (OSError, InputError):
+        pass  # a read-only checkout still distills, just without the cache
+    return probabilities, False
 
 
 def unlabeled_faces(paths, x_val):

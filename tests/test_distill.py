@@ -159,3 +159,29 @@ def test_teacher_tta_averages_each_teachers_views(tmp_path):
     plain = distillation.distill(data, frozen({**settings, "teacher_tta": None}))
     np.testing.assert_allclose(plain["y_train"], 0.6 * labels + 0.4 * as_is, atol=1e-5)
     assert records.teacher_words(settings) == ", distilled from 1 teachers (0.4, flip TTA)"
+
+
+def test_a_teachers_probabilities_are_cached_by_its_file_and_the_faces(tmp_path, monkeypatch, capsys):
+    settings, data = two_teachers_at(tmp_path, distill=0.3)
+    first = distillation.distill(data, settings)
+    assert "(cached)" not in capsys.readouterr().out
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted although cached")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(distillation, "predict_probabilities", no_prediction)
+        again = distillation.distill(data, settings)
+    assert capsys.readouterr().out.count("(cached)") == 2
+    np.testing.assert_array_equal(again["y_train"], first["y_train"])
+
+    entries = list(distillation.cache_dir().glob("teacher-*.npy"))
+    assert len(entries) == 2
+    for entry in entries:
+        entry.write_bytes(b"damaged")  # predicted again and replaced, not an error
+    constant_model(settings["teachers"][1], TEACHER_LOGITS[0])  # retrained: same path, other weights
+    retrained = distillation.distill(data, settings)
+    assert "(cached)" not in capsys.readouterr().out
+    mean = np.exp(TEACHER_LOGITS[0]) / np.exp(TEACHER_LOGITS[0]).sum()
+    np.testing.assert_allclose(retrained["y_train"], 0.7 * data["y_train"] + 0.3 * mean, atol=1e-6)
+    assert len(list(distillation.cache_dir().glob("teacher-*.npy"))) == 3  # the former file's entry stays
