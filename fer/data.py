@@ -107,11 +107,17 @@ def _read_cache(cached, path, digest):
 def _write_cache(cached, faces):
     arrays = {k: v for k, v in (("x", faces.x), ("y", faces.y), ("ids", faces.ids), ("usage", faces.usage))
               if v is not None}
+    write_cache_entry(cached, lambda tmp: np.savez(tmp, **arrays))
+
+
+def write_cache_entry(path, save):
+    """Write a cache entry whole through `save(temporary path)`, or not at all where the cache folder cannot be
+    written (atomic_path reports that as an InputError): a read-only checkout still works, just without it."""
     try:
-        with atomic_path(cached) as tmp:
-            np.savez(tmp, **arrays)
-    except OSError:
-        pass  # a read-only checkout still works, just without the cache
+        with atomic_path(path) as tmp:
+            save(tmp)
+    except (OSError, InputError):
+        pass
 
 
 # ----------------------------------------------------------------------------- splits

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CLASSES, IMAGE_SIZE
-from .atomic import atomic_path
-from .data import as_input, cache_dir, load_faces, repeats
+from .data import as_input, cache_dir, load_faces, repeats, write_cache_entry
 from .errors import InputError
 from .inference import load_model, predict_probabilities
 from .reading import file_digest
@@ -69,11 +68,7 @@ def teacher_probabilities(path, model, x, faces, tta):
         except (OSError, ValueError):
             pass  # a damaged entry is predicted again and replaced
     probabilities = predict_probabilities([model], x, tta)
-    try:
-        with atomic_path(cached) as tmp:
-            np.save(tmp, probabilities)
-    except (OSError, InputError):
-        pass  # a read-only checkout still distills, just without the cache
+    write_cache_entry(cached, lambda tmp: np.save(tmp, probabilities))
     return probabilities, False
 
 

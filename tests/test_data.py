@@ -132,3 +132,13 @@ def test_split_is_stratified_and_seeded(tmp_path):
     assert np.all(np.abs(share - 0.2) < 0.03)
     assert split_train_val(faces, 0.2, seed=0)[1].tolist() == val.tolist()
     assert split_train_val(faces, 0.2, seed=1)[1].tolist() != val.tolist()
+
+
+def test_a_cache_folder_that_cannot_be_written_only_goes_without_the_cache(tmp_path, monkeypatch):
+    x, y = synthetic_faces(6, seed=5)
+    path = write_csv(tmp_path / "train.csv", x, y)
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "a file" / "cache"))  # no folder can be made under a file
+    faces = load_faces(path)
+    np.testing.assert_array_equal(faces.x, x)
+    np.testing.assert_array_equal(faces.y, y)

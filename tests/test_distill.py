@@ -188,3 +188,14 @@ def test_a_teachers_probabilities_are_cached_by_its_file_and_the_faces(tmp_path,
     repaired = distillation.distill(data, settings)
     assert "(cached)" not in capsys.readouterr().out
     np.testing.assert_allclose(repaired["y_train"], retrained["y_train"], atol=1e-6)
+
+
+def test_a_cache_folder_that_cannot_be_written_only_goes_without_the_cache(tmp_path, monkeypatch, capsys):
+    settings, data = two_teachers_at(tmp_path, distill=0.3)
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "a file" / "cache"))
+    labels = data["y_train"].copy()
+    for _ in range(2):
+        taught = distillation.distill(data, settings)
+        assert "(cached)" not in capsys.readouterr().out
+        np.testing.assert_allclose(taught["y_train"], 0.7 * labels + 0.3 * TEACHER_MEAN, atol=1e-6)
