@@ -188,6 +188,9 @@ def gradient(fn, x):
 
 # ----------------------------------------------------------------------------- fast batch norm on CPUs
 
+FUSED_CHANNELS = 16  # layers whose channels are not a multiple of this train faster with Keras's own code
+
+
 def fuse_batch_norm(model):
     """Under TensorFlow on a CPU, each BatchNormalization layer of `model` trains through TensorFlow's fused
     batch-norm kernel; returns how many layers were switched.
@@ -196,13 +199,16 @@ def fuse_batch_norm(model):
     a CPU took about two thirds of the training step; the fused kernel computes the same statistics and
     gradients in one pass over the 16-bit activations. Only `call` of each layer instance changes: the layers
     stay Keras's own BatchNormalization, with the same variables, so a saved model is exactly what it was.
-    Inference and every other case (JAX, GPUs, masks, renorm) keep Keras's code."""
+    Inference and every other case (JAX, GPUs, masks, renorm) keep Keras's code, and so do layers whose channels
+    are not a multiple of FUSED_CHANNELS: there the fused kernel made the step slower, not faster (widths such
+    as 1.25, bench/pipeline.py)."""
     if name() != "tensorflow" or has_gpu():
         return 0
     switched = 0
     for layer in model._flatten_layers(include_self=False):
         if (isinstance(layer, keras.layers.BatchNormalization) and not layer.renorm and layer.center
-                and layer.scale and layer.axis in (-1, len(layer.input.shape) - 1)):
+                and layer.scale and layer.axis in (-1, len(layer.input.shape) - 1)
+                and layer.input.shape[-1] % FUSED_CHANNELS == 0):
             layer.call = types.MethodType(_fused_batch_norm_call, layer)
             switched += 1
     return switched

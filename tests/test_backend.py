@@ -157,7 +157,7 @@ def test_predictions_through_the_ordered_feed_match_the_model_called_directly():
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-@pytest.mark.parametrize("shape", [(16, 6, 6, 8), (32, 8)])  # after a convolution, after a dense layer
+@pytest.mark.parametrize("shape", [(16, 6, 6, 32), (32, 32)])  # after a convolution, after a dense layer
 def test_fused_batch_norm_trains_as_keras_batch_norm_does(precision, shape):
     """The fast path of training (TensorFlow on a CPU): outputs, gradients and moving statistics match Keras's
     own BatchNormalization; the layer stays one, and inference is untouched."""
@@ -200,11 +200,28 @@ def test_fused_batch_norm_trains_as_keras_batch_norm_does(precision, shape):
         backend.set_precision("float32")
 
 
+def test_fused_batch_norm_only_where_the_channels_suit_the_kernel():
+    """Batch norm over 40 channels keeps Keras's code (the fused kernel was slower there); over 48 it switches."""
+    inputs = keras.Input((6, 6, 3))
+    narrow = keras.layers.BatchNormalization()
+    wide = keras.layers.BatchNormalization()
+    x = narrow(keras.layers.Conv2D(40, 3)(inputs))
+    model = keras.Model(inputs, wide(keras.layers.Conv2D(48, 3)(x)))
+    switched = backend.fuse_batch_norm(model)
+    if backend.name() != "tensorflow" or backend.has_gpu():
+        assert switched == 0
+        return
+    assert switched == 1
+    assert "call" not in vars(narrow) and "call" in vars(wide)
+    y = np.asarray(model(np.ones((4, 6, 6, 3), "float32"), training=True))
+    assert y.shape == (4, 2, 2, 48) and np.isfinite(y).all()
+
+
 def test_fused_batch_norm_leaves_saved_models_as_they_were(tmp_path):
     """A model trained on the fast path saves as plain Keras layers: the file loads without the project."""
     from fer import models
 
-    model = models.build_cnn("vgg", mean=100.0, variance=2500.0, width=0.25, augment="none")
+    model = models.build_cnn("vgg", mean=100.0, variance=2500.0, width=0.5, augment="none")  # 16 channels and up
     switched = backend.fuse_batch_norm(model)
     if backend.name() == "tensorflow" and not backend.has_gpu():
         assert switched == sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) > 0
