@@ -17,6 +17,11 @@ the images with noise, so the network cannot rely on any one part of the face.
 `MixupBatches` (Zhang et al. 2018) blends pairs of training images and their
 labels; it mixes labels, so it feeds fit() instead of living in the model.
 
+`CleanTail` turns the warps and erasing off for a run's last share of epochs
+(flips stay): trained only on warped faces, a network is tuned to a harder task
+than the faces it is tested on, and a few clean epochs at a low learning rate
+tune it to them.
+
 `tta_views` is the deterministic side: each face as it is, mirrored, and
 zoomed with the same warp, for averaging predictions (test-time augmentation).
 """
@@ -30,6 +35,33 @@ from . import IMAGE_SIZE
 from .backend import ShuffledBatches
 
 
+def strength_variable(layer):
+    """How much of its augmentation `layer` applies in a training step: 1 = all, 0 = none (CleanTail sets it).
+    A variable, so that the compiled step reads it under every backend."""
+    return layer.add_weight(shape=(), initializer="ones", trainable=False, name="strength", dtype="float32")
+
+
+class CleanTail(keras.callbacks.Callback):
+    """The last `tail` of a run trains on the faces as they are: from the first epoch whose middle lies past
+    1 - tail of the run, every augmentation layer's strength is 0. `progress(epoch)`: the share of the run done
+    at that epoch's middle (ClockSchedule's, in a run timed to the clock)."""
+
+    def __init__(self, tail, progress):
+        super().__init__()
+        self.tail, self.progress = tail, progress
+        self.clean = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        clean = self.progress(epoch) >= 1 - self.tail
+        if clean and not self.clean:
+            print(f"epoch {epoch + 1}: the clean tail begins, no warps or erasing from here on (flips stay)",
+                  flush=True)
+        self.clean = clean
+        for layer in self.model.layers:
+            if isinstance(layer, (RandomAffine, RandomErasing)):
+                layer.strength.assign(0.0 if clean else 1.0)
+
+
 @keras.saving.register_keras_serializable(package="fer")
 class RandomAffine(keras.layers.Layer):
     def __init__(self, rotation=30.0, shift=0.2, zoom=(0.8, 1.2), shear=0.2, flip=True,
@@ -40,6 +72,7 @@ class RandomAffine(keras.layers.Layer):
         self.zoom = (float(zoom[0]), float(zoom[1]))
         self.fill_mode, self.seed = fill_mode, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.strength = strength_variable(self)
         self.supports_masking = True
         # TensorFlow has no XLA kernel for its resampling op (ImageProjectiveTransformV3), and Keras compiles
         # with XLA wherever TensorFlow sees a GPU: training would stop with "No registered OpKernel for
@@ -54,14 +87,15 @@ class RandomAffine(keras.layers.Layer):
 
         deg = math.pi / 180
         size = float(IMAGE_SIZE)
+        k = ops.cast(self.strength, "float32")  # 0 in a clean tail: the identity, flips aside
         flip = ops.where(uniform(0, 1) < 0.5, -1.0, 1.0) if self.flip else ops.ones((batch,))
         return {
-            "angle": uniform(-self.rotation * deg, self.rotation * deg),
-            "shear": uniform(-self.shear * deg, self.shear * deg),
-            "tx": uniform(-self.shift * size, self.shift * size),
-            "ty": uniform(-self.shift * size, self.shift * size),
-            "zx": uniform(*self.zoom),
-            "zy": uniform(*self.zoom),
+            "angle": k * uniform(-self.rotation * deg, self.rotation * deg),
+            "shear": k * uniform(-self.shear * deg, self.shear * deg),
+            "tx": k * uniform(-self.shift * size, self.shift * size),
+            "ty": k * uniform(-self.shift * size, self.shift * size),
+            "zx": 1.0 + k * (uniform(*self.zoom) - 1.0),
+            "zy": 1.0 + k * (uniform(*self.zoom) - 1.0),
             "flip": flip,
         }
 
@@ -98,6 +132,13 @@ class RandomAffine(keras.layers.Layer):
         return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": list(self.zoom),
                 "shear": self.shear, "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
 
+    # The strength is the run's schedule, not part of the model: files hold no variable of this layer.
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
+
 
 @keras.saving.register_keras_serializable(package="fer")
 class RandomErasing(keras.layers.Layer):
@@ -118,6 +159,7 @@ class RandomErasing(keras.layers.Layer):
         self.area, self.aspect = (float(area[0]), float(area[1])), (float(aspect[0]), float(aspect[1]))
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.strength = strength_variable(self)
         self.supports_masking = True
 
     def masks(self, batch, height, width):
@@ -134,7 +176,7 @@ class RandomErasing(keras.layers.Layer):
         rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
         cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
         inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
-        chosen = uniform(0, 1) < self.rate
+        chosen = uniform(0, 1) < self.rate * ops.cast(self.strength, "float32")
         return ops.cast(inside & chosen, "float32")
 
     def call(self, images, training=None):
@@ -151,6 +193,13 @@ class RandomErasing(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "area": list(self.area), "aspect": list(self.aspect),
                 "value_range": list(self.value_range), "seed": self.seed}
+
+    # The strength is the run's schedule, not part of the model: files hold no variable of this layer.
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
 
 
 class MixupBatches(ShuffledBatches):

@@ -141,6 +141,9 @@ def add_run_flags(parser, variants=False):
     run.add_argument("--erase", type=number(float, 0, 1), metavar="P",
                      help="random erasing: share of training images with one rectangle (2-33%% of the face) "
                           "replaced by noise (0 = off, the default; 0.5 is the usual setting)")
+    run.add_argument("--clean-tail", type=number(float, 0, 1, below=True), metavar="SHARE",
+                     help="train the last SHARE of the run on the faces as they are: no warps or erasing, flips "
+                          "stay (0 = off, the default)")
     run.add_argument("--mixup", type=number(float, 0), metavar="ALPHA",
                      help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
                           "batch (0 = off, the default; 0.2 is the usual setting)")

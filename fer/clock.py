@@ -56,14 +56,20 @@ class ClockSchedule(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.t0 = self.clock() - self.spent
 
-    def rate_for(self, epoch, elapsed):
-        if epoch < self.warmup:  # the mean of a linear ramp from lr/10 to lr across the warm-up
-            return self.lr * (0.1 + 0.9 * (epoch + 0.5) / self.warmup)
+    def progress_at(self, epoch, elapsed):
+        """The share of the decay done at this epoch's middle: of the time budget, or of the epoch cap if that
+        is further on (0 during the warm-up)."""
+        if epoch < self.warmup:
+            return 0.0
         warm_end = elapsed if self.warm_end is None else self.warm_end
         by_time = (elapsed + self.epoch_s / 2 - warm_end) / max(1e-9, self.budget - warm_end)
         by_epochs = (epoch + 0.5 - self.warmup) / max(1, self.cap - self.warmup)
-        progress = min(1.0, max(by_time, by_epochs, 0.0))
-        return self.lr * 0.5 * (1 + np.cos(np.pi * progress))
+        return min(1.0, max(by_time, by_epochs, 0.0))
+
+    def rate_for(self, epoch, elapsed):
+        if epoch < self.warmup:  # the mean of a linear ramp from lr/10 to lr across the warm-up
+            return self.lr * (0.1 + 0.9 * (epoch + 0.5) / self.warmup)
+        return self.lr * 0.5 * (1 + np.cos(np.pi * self.progress_at(epoch, elapsed)))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = self.clock()
@@ -72,6 +78,7 @@ class ClockSchedule(keras.callbacks.Callback):
         elapsed = self.started - self.t0
         if epoch == self.warmup and self.warm_end is None:
             self.warm_end = elapsed
+        self.progress = self.progress_at(epoch, elapsed)  # CleanTail reads it after this callback
         self.model.optimizer.learning_rate = float(self.rate_for(epoch, elapsed))
 
     def on_epoch_end(self, epoch, logs=None):

@@ -180,6 +180,8 @@ def augmentation_words(settings):
              [f"{settings.get('augment')} x{settings.get('augment_scale')}"])
     if settings.get("erase"):
         words.append(f"erasing {settings['erase']}")
+    if settings.get("clean_tail"):
+        words.append(f"clean tail {settings['clean_tail']}")
     if settings.get("mixup"):
         words.append(f"mixup {settings['mixup']}")
     if settings.get("ema"):

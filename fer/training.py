@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend, clock
 from .atomic import atomic_path, write_text
-from .augment import MixupBatches, imagedatagenerator_flow
+from .augment import CleanTail, MixupBatches, imagedatagenerator_flow
 from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
 from .models import PREPROCESSING_LAYERS, build_cnn
@@ -172,11 +172,16 @@ def _fit(model, data, settings, paths, fresh, budget):
     if budget:
         write_text(paths["resume"] / "budget.json", json.dumps(budget, indent=1))
         rows = recorder.rows[:done]
-        callbacks.insert(0, clock.ClockSchedule(
+        schedule = clock.ClockSchedule(
             settings["lr"], settings["warmup_epochs"], settings["epochs"],
             budget_s=budget["minutes"] * 60 - clock.BUDGET_RESERVE_S,
             spent_s=budget["seconds_before_training"] + sum(r["epoch_seconds"] for r in rows),
-            epoch_s=budget["epoch_seconds"], done_rows=rows))
+            epoch_s=budget["epoch_seconds"], done_rows=rows)
+        callbacks.insert(0, schedule)
+    if settings.get("clean_tail"):
+        # after the schedule, whose progress it reads in a timed run
+        progress = (lambda epoch: schedule.progress) if budget else (lambda epoch: (epoch + 0.5) / settings["epochs"])
+        callbacks.insert(1 if budget else 0, CleanTail(settings["clean_tail"], progress))
     verbose = 1 if sys.stdout.isatty() else 2
     validation = backend.validation_feed(data["x_val"], data["y_val"]) if len(data["x_val"]) else {}
     started = time.perf_counter()
