@@ -1,5 +1,6 @@
 """RandomAffine: right geometry, right statistics, one resampling, survives save/load.
 RandomErasing: one noise rectangle of the right size; MixupBatches: blends that match their labels.
+CleanTail: at strength 0 both layers leave each face as it is (or mirrored), in the compiled step too.
 tta_views: the face, its mirror, and zooms that magnify below 1 and shrink above."""
 import math
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fer.augment import MixupBatches, RandomAffine, RandomErasing, tta_views
+from fer.augment import CleanTail, MixupBatches, RandomAffine, RandomErasing, tta_views
 
 
 def dot_image(row, col, size=48):
@@ -149,6 +150,60 @@ def test_model_with_erasing_round_trips_through_save_and_load(tmp_path):
     model.save(tmp_path / "m.keras")
     layer = keras.saving.load_model(tmp_path / "m.keras").layers[1]
     assert isinstance(layer, RandomErasing) and (layer.rate, layer.area) == (0.7, (0.05, 0.2))
+
+
+def test_at_strength_zero_each_face_comes_out_as_it_is_or_mirrored():
+    images = np.random.default_rng(2).uniform(0, 255, (64, 48, 48, 1)).astype("float32")
+    warp, erase = RandomAffine(seed=3), RandomErasing(1.0, seed=4)
+    assert not np.allclose(warp(images, training=True), images, atol=1.0)
+    assert all(b is not None for b in erased_boxes(images, erase(images, training=True)))
+    warp.strength.assign(0.0)
+    erase.strength.assign(0.0)
+    np.testing.assert_array_equal(erase(images, training=True), images)
+    out = np.asarray(warp(images, training=True))
+    as_is = [np.allclose(o, i, atol=1e-3) for o, i in zip(out, images)]
+    mirrored = [np.allclose(o, i[:, ::-1], atol=1e-3) for o, i in zip(out, images)]
+    assert all(a or m for a, m in zip(as_is, mirrored))
+    assert 16 < sum(mirrored) < 48  # flips stay: about half
+
+
+def test_the_strength_is_not_saved_so_files_stay_as_they_were(tmp_path):
+    import h5py
+    import zipfile
+
+    inputs = keras.Input((48, 48, 1))
+    x = RandomErasing(0.5, seed=1, name="erase")(RandomAffine(seed=0, name="augment")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(x)))
+    model.get_layer("augment").strength.assign(0.0)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as weights:
+        stored = []
+        weights.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None)
+    assert len(stored) == 2 and not any("augment" in name or "erase" in name for name in stored)  # the Dense's
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert float(loaded.get_layer("augment").strength.numpy()) == 1.0  # a new run's layer starts at full strength
+
+
+def test_a_clean_tail_reaches_the_compiled_training_step():
+    """The training loss of each epoch shows whether its steps saw warped faces: with no learning, a clean
+    epoch's loss is the loss on the faces as they are, and a warped one's is not."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (64, 48, 48, 1)).astype("float32") * np.linspace(0, 1, 48)[None, None, :, None]
+    inputs = keras.Input((48, 48, 1))
+    x = RandomErasing(0.5, seed=1)(RandomAffine(flip=False, seed=0)(inputs))
+    mean = keras.layers.Dense(1, kernel_initializer="ones", use_bias=False)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, mean)
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    target = np.zeros((64, 1), "float32")
+    epochs = 4
+    history = model.fit(images, target, batch_size=16, epochs=epochs, verbose=0, shuffle=False,
+                        callbacks=[CleanTail(0.5, lambda epoch: (epoch + 0.5) / epochs)])
+    clean_loss = model.evaluate(images, target, batch_size=16, verbose=0)
+    losses = history.history["loss"]
+    assert all(abs(loss - clean_loss) > 1e-3 * clean_loss for loss in losses[:2])  # warped and erased
+    np.testing.assert_allclose(losses[2:], clean_loss, rtol=1e-4)
 
 
 def labelled_ramps(n=300):

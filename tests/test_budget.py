@@ -180,3 +180,32 @@ def test_a_rate_set_at_an_epoch_start_reaches_that_epochs_steps():
     model.fit(x, x.sum(1, keepdims=True), batch_size=16, epochs=2, verbose=0, callbacks=[ZeroAfterFirst()])
     assert not np.allclose(weights[0], weights[1])
     np.testing.assert_allclose(model.get_weights()[0], weights[1], atol=1e-7)
+
+
+def test_a_clean_tail_of_a_timed_run_covers_its_last_epochs_by_the_clock():
+    """CleanTail reads ClockSchedule's progress, so on a machine that slows down the tail still comes last."""
+    from fer.augment import CleanTail
+
+    for durations in ([10.0], [10.0] * 4 + [20.0]):
+        clock = FakeClock()
+        model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False, layers=[])
+        schedule = ClockSchedule(1.0, 1, 100, 300, 0.0, 10.0, clock=clock)
+        tail = CleanTail(0.3, lambda epoch: schedule.progress)
+        for callback in (schedule, tail):
+            callback.set_model(model)
+        schedule.on_train_begin()
+        clean, rates = [], []
+        for epoch in range(100):
+            schedule.on_epoch_begin(epoch)
+            tail.on_epoch_begin(epoch)
+            clean.append(tail.clean)
+            rates.append(model.optimizer.learning_rate)
+            clock.now += durations[epoch] if epoch < len(durations) else durations[-1]
+            schedule.on_epoch_end(epoch)
+            if model.stop_training:
+                break
+        first = clean.index(True)
+        assert all(clean[first:]) and 0 < first < len(clean) - 1
+        # it begins where the cosine has come down to the rate at 70% of the decay
+        assert rates[first] <= 0.5 * (1 + np.cos(0.7 * np.pi)) + 1e-9 < rates[first - 1]
+

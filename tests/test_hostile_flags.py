@@ -31,6 +31,9 @@ SAMPLE = ROOT / "data" / "sample" / "train.csv.xz"
     (["--seed", "4294967296"], "--seed: must be between 0 and 4294967295, got 4294967296"),
     (["--mixup", "0.2", "--augment", "imagedatagenerator"],
      "--mixup: works with the in-model augmentation, not --augment imagedatagenerator"),
+    (["--clean-tail", "1"], "--clean-tail: must be at least 0 and below 1, got 1.0"),
+    (["--clean-tail", "0.2", "--no-augment"],
+     "--clean-tail: turns off the in-model warps and erasing, and this run has neither"),
 ])
 def test_training_flags_out_of_range(flags, words, tmp_path, capsys):
     args = ["--train", SAMPLE, *QUICK, *flags, "--model", tmp_path / "cnn.keras", "--figures", tmp_path]
