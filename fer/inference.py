@@ -81,7 +81,11 @@ def with_policy(model, policy, portable=False):
         return policy if node in ("float32", "float16", "mixed_bfloat16", "mixed_float16") else node
 
     rebuilt = model.__class__.from_config(replace(model.get_config()))
-    rebuilt.set_weights([w.astype(v.dtype) for w, v in zip(model.get_weights(), rebuilt.weights)])
+    # layer by layer: the portable Identity layers hold nothing of what the training-only layers held
+    for layer in rebuilt.layers:
+        if layer.weights:
+            source = model.get_layer(layer.name).get_weights()
+            layer.set_weights([w.astype(v.dtype) for w, v in zip(source, layer.weights)])
     return rebuilt
 
 
