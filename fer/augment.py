@@ -61,6 +61,10 @@ class CleanTail(keras.callbacks.Callback):
             if isinstance(layer, (RandomAffine, RandomErasing)):
                 layer.strength.assign(0.0 if clean else 1.0)
 
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # the history's "clean" column, which the history figure shades
+            logs["clean"] = float(self.clean)
+
 
 @keras.saving.register_keras_serializable(package="fer")
 class RandomAffine(keras.layers.Layer):

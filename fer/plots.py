@@ -25,7 +25,10 @@ def history_figure(rows, path, title):
     validated, best = "val_accuracy" in rows[-1], kept_row(rows)
     # constrained layout keeps the suptitle clear of the panel titles
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    clean = [r["epoch"] for r in rows if r.get("clean")]
     for ax, key, name in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
+        if clean:  # training accuracy jumps there: the faces are no longer warped
+            ax.axvspan(clean[0] - 0.5, clean[-1] + 0.5, color="0.92", label="clean tail: no warps or erasing")
         ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
         if validated:
             ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")

@@ -8,7 +8,17 @@ import pytest
 
 from conftest import (QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       kill_after_epochs, write_csv)
+from fer.records import recipe_words
 from fer.resume import backed_up_epochs
+
+
+def test_a_clean_tail_is_recorded_epoch_by_epoch_and_in_the_recipe(synthetic_files, tmp_path):
+    assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--epochs", "4", "--limit", "256",
+                      "--erase", "0.5", "--clean-tail", "0.5", "--model", tmp_path / "cnn.keras",
+                      "--figures", tmp_path) == 0
+    assert [float(r["clean"]) for r in read_rows(tmp_path / "cnn_history.csv")] == [0, 0, 1, 1]
+    summary = json.loads((tmp_path / "cnn_summary.json").read_text())
+    assert summary["settings"]["clean_tail"] == 0.5 and "clean tail 0.5" in recipe_words(summary)
 
 
 def test_cnn_learns_the_synthetic_signal(trained):
