@@ -12,8 +12,8 @@ TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3
 def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, capsys):
     """Here the runs without batch norm get a learning rate too small to move: they must be reported as not
     having learned, beside the majority-class share of the validation split."""
-    args = ["--data", synthetic_files["train"], *TINY, "--no-bn-lr", "1e-9", "--models", tmp_path / "runs",
-            "--out", tmp_path / "figs"]
+    args = ["--data", synthetic_files["train"], *TINY, "--erase", "0.5", "--no-bn-lr", "1e-9",
+            "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
     assert run_script("ablation.py", *args) == 0
     assert capsys.readouterr().out.count("DID NOT LEARN") >= 2
     record = json.loads((tmp_path / "figs" / "ablation.json").read_text())
@@ -36,6 +36,7 @@ def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, 
         has_aug = any(layer.name == "augment" for layer in model.layers)
         assert has_bn == path.stem.startswith("bn"), path.stem
         assert has_aug == ("no_augmentation" not in path.stem), path.stem
+        assert has_aug == any(layer.name == "erase" for layer in model.layers), path.stem  # erasing goes with it
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.keras")}
     capsys.readouterr()
     assert run_script("ablation.py", *args) == 0
