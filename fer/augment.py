@@ -20,7 +20,8 @@ labels; it mixes labels, so it feeds fit() instead of living in the model.
 `CleanTail` turns the warps and erasing off for a run's last share of epochs
 (flips stay): trained only on warped faces, a network is tuned to a harder task
 than the faces it is tested on, and a few clean epochs at a low learning rate
-tune it to them.
+tune it to them. The price: it unlearns some of the invariance to zooms that
+the zoom views of test-time augmentation rely on.
 
 `tta_views` is the deterministic side: each face as it is, mirrored, and
 zoomed with the same warp, for averaging predictions (test-time augmentation).
