@@ -36,10 +36,22 @@ from . import IMAGE_SIZE
 from .backend import ShuffledBatches
 
 
-def strength_variable(layer):
-    """How much of its augmentation `layer` applies in a training step: 1 = all, 0 = none (CleanTail sets it).
-    A variable, so that the compiled step reads it under every backend."""
-    return layer.add_weight(shape=(), initializer="ones", trainable=False, name="strength", dtype="float32")
+class ScheduledAugmentation(keras.layers.Layer):
+    """A training-only augmentation layer with a strength: how much of it a training step applies, 1 = all,
+    0 = none (CleanTail sets it). A variable, so that the compiled step reads it under every backend; the run's
+    schedule, not part of the model, so files hold none of it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # resampling and masks stay in float32 under mixed precision
+        super().__init__(**kwargs)
+        self.strength = self.add_weight(shape=(), initializer="ones", trainable=False, name="strength",
+                                        dtype="float32")
+
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
 
 
 class CleanTail(keras.callbacks.Callback):
@@ -59,7 +71,7 @@ class CleanTail(keras.callbacks.Callback):
                   flush=True)
         self.clean = clean
         for layer in self.model.layers:
-            if isinstance(layer, (RandomAffine, RandomErasing)):
+            if isinstance(layer, ScheduledAugmentation):
                 layer.strength.assign(0.0 if clean else 1.0)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -68,16 +80,14 @@ class CleanTail(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="fer")
-class RandomAffine(keras.layers.Layer):
+class RandomAffine(ScheduledAugmentation):
     def __init__(self, rotation=30.0, shift=0.2, zoom=(0.8, 1.2), shear=0.2, flip=True,
                  fill_mode="nearest", seed=None, **kwargs):
-        kwargs.setdefault("dtype", "float32")  # resampling stays in float32 under mixed precision
         super().__init__(**kwargs)
         self.rotation, self.shift, self.shear, self.flip = float(rotation), float(shift), float(shear), bool(flip)
         self.zoom = (float(zoom[0]), float(zoom[1]))
         self.fill_mode, self.seed = fill_mode, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.strength = strength_variable(self)
         self.supports_masking = True
         # TensorFlow has no XLA kernel for its resampling op (ImageProjectiveTransformV3), and Keras compiles
         # with XLA wherever TensorFlow sees a GPU: training would stop with "No registered OpKernel for
@@ -137,16 +147,9 @@ class RandomAffine(keras.layers.Layer):
         return {**super().get_config(), "rotation": self.rotation, "shift": self.shift, "zoom": list(self.zoom),
                 "shear": self.shear, "flip": self.flip, "fill_mode": self.fill_mode, "seed": self.seed}
 
-    # The strength is the run's schedule, not part of the model: files hold no variable of this layer.
-    def save_own_variables(self, store):
-        pass
-
-    def load_own_variables(self, store):
-        pass
-
 
 @keras.saving.register_keras_serializable(package="fer")
-class RandomErasing(keras.layers.Layer):
+class RandomErasing(ScheduledAugmentation):
     """With probability `rate`, replace one rectangle of each image by uniform noise over the pixel range.
 
     The rectangle covers `area` (a share of the image, drawn uniformly) with height/width ratio drawn
@@ -156,7 +159,6 @@ class RandomErasing(keras.layers.Layer):
 
     def __init__(self, rate=0.5, area=(0.02, 0.33), aspect=(0.3, 3.3), value_range=(0.0, 255.0), seed=None,
                  **kwargs):
-        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not 0 <= rate <= 1:
             raise ValueError(f"erasing rate must be between 0 and 1, got {rate}")
@@ -164,7 +166,6 @@ class RandomErasing(keras.layers.Layer):
         self.area, self.aspect = (float(area[0]), float(area[1])), (float(aspect[0]), float(aspect[1]))
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.strength = strength_variable(self)
         self.supports_masking = True
 
     def masks(self, batch, height, width):
@@ -198,13 +199,6 @@ class RandomErasing(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "area": list(self.area), "aspect": list(self.aspect),
                 "value_range": list(self.value_range), "seed": self.seed}
-
-    # The strength is the run's schedule, not part of the model: files hold no variable of this layer.
-    def save_own_variables(self, store):
-        pass
-
-    def load_own_variables(self, store):
-        pass
 
 
 class MixupBatches(ShuffledBatches):

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_cnn_settings
 from fer import records, training
+from fer.augment import CleanTail
 from fer.clock import BUDGET_RESERVE_S, ClockSchedule
 from fer.settings import CPU_MINUTES, DEFAULTS
 
@@ -98,23 +99,29 @@ class FakeClock:
         return self.now
 
 
-def run_clock(durations, cap, budget_s, spent_s=0.0, epoch_s=10.0, done_rows=(), first_epoch=0, lr=1.0):
-    """Drive a ClockSchedule through epochs of the given lengths (seconds) as fit() would; returns
-    (learning rate of each epoch run, seconds used at the end, the callback)."""
+def run_clock(durations, cap, budget_s, spent_s=0.0, epoch_s=10.0, done_rows=(), first_epoch=0, lr=1.0, tail=0.0):
+    """Drive a ClockSchedule through epochs of the given lengths (seconds) as fit() would, with a CleanTail of
+    this share reading its progress as in fit(); returns (learning rate of each epoch run, seconds used at the
+    end, each epoch's logs)."""
     clock = FakeClock()
-    model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False)
+    model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False, layers=[])
     schedule = ClockSchedule(lr, 1, cap, budget_s, spent_s, epoch_s, done_rows, clock=clock)
-    schedule.set_model(model)
+    callbacks = [schedule, *([CleanTail(tail, lambda epoch: schedule.progress)] if tail else [])]
+    for callback in callbacks:
+        callback.set_model(model)
     schedule.on_train_begin()
-    rates = []
+    rates, logs = [], []
     for epoch in range(first_epoch, cap):
-        schedule.on_epoch_begin(epoch)
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
         rates.append(model.optimizer.learning_rate)
         clock.now += durations[epoch] if epoch < len(durations) else durations[-1]
-        schedule.on_epoch_end(epoch)
+        logs.append({})
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs[-1])
         if model.stop_training:
             break
-    return rates, clock.now - 1000.0 + spent_s, schedule
+    return rates, clock.now - 1000.0 + spent_s, logs
 
 
 def test_the_clock_schedule_anneals_by_the_deadline_and_stops_there():
@@ -184,28 +191,10 @@ def test_a_rate_set_at_an_epoch_start_reaches_that_epochs_steps():
 
 def test_a_clean_tail_of_a_timed_run_covers_its_last_epochs_by_the_clock():
     """CleanTail reads ClockSchedule's progress, so on a machine that slows down the tail still comes last."""
-    from fer.augment import CleanTail
-
     for durations in ([10.0], [10.0] * 4 + [20.0]):
-        clock = FakeClock()
-        model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=None), stop_training=False, layers=[])
-        schedule = ClockSchedule(1.0, 1, 100, 300, 0.0, 10.0, clock=clock)
-        tail = CleanTail(0.3, lambda epoch: schedule.progress)
-        for callback in (schedule, tail):
-            callback.set_model(model)
-        schedule.on_train_begin()
-        clean, rates = [], []
-        for epoch in range(100):
-            schedule.on_epoch_begin(epoch)
-            tail.on_epoch_begin(epoch)
-            clean.append(tail.clean)
-            rates.append(model.optimizer.learning_rate)
-            clock.now += durations[epoch] if epoch < len(durations) else durations[-1]
-            schedule.on_epoch_end(epoch)
-            if model.stop_training:
-                break
+        rates, _, logs = run_clock(durations, cap=100, budget_s=300, tail=0.3)
+        clean = [bool(epoch["clean"]) for epoch in logs]
         first = clean.index(True)
         assert all(clean[first:]) and 0 < first < len(clean) - 1
         # it begins where the cosine has come down to the rate at 70% of the decay
         assert rates[first] <= 0.5 * (1 + np.cos(0.7 * np.pi)) + 1e-9 < rates[first - 1]
-
