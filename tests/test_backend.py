@@ -86,6 +86,21 @@ def test_width_comes_from_the_preset_unless_given(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_preset_may_change_a_default_and_the_flag_still_wins():
+    from conftest import train_cnn_settings
+    from fer.settings import DEFAULTS, PRESETS
+
+    changed = {(preset, key) for preset, values in PRESETS.items() for key in values
+               if key in DEFAULTS and values[key] != DEFAULTS[key]}
+    assert ("gpu", "erase") in changed
+    for preset, key in changed:
+        args = ["--train", "x.csv", "--preset", preset, "--precision", "float32"]
+        assert train_cnn_settings(*args)[key] == PRESETS[preset][key]
+        if key not in PRESETS["cpu"]:
+            assert train_cnn_settings(*args, "--preset", "cpu", "--epochs", "1")[key] == DEFAULTS[key]
+    assert train_cnn_settings("--train", "x.csv", "--preset", "gpu", "--erase", "0")["erase"] == 0
+
+
 class Seen(keras.layers.Layer):
     """Passes faces through, recording those of each training step (the model runs eagerly)."""
 
