@@ -10,7 +10,7 @@ from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_
 from fer import records, training
 from fer.augment import CleanTail
 from fer.clock import BUDGET_RESERVE_S, ClockSchedule
-from fer.settings import CPU_MINUTES, DEFAULTS
+from fer.settings import CPU_MINUTES, DEFAULTS, PRESETS
 
 
 def test_train_cnn_times_the_cpu_preset_to_its_half_hour_unless_told(tmp_path, capsys):
@@ -19,9 +19,9 @@ def test_train_cnn_times_the_cpu_preset_to_its_half_hour_unless_told(tmp_path, c
     settings = train_cnn_settings("--train", "x", "--preset", "cpu", "--epochs", "5", timed=True)
     assert (settings["epochs"], settings["minutes"]) == (5, None)
     settings = train_cnn_settings("--train", "x", "--preset", "gpu", timed=True)
-    assert (settings["epochs"], settings["minutes"]) == (60, None)
+    assert (settings["epochs"], settings["minutes"]) == (PRESETS["gpu"]["epochs"], None)  # a fixed count
     settings = train_cnn_settings("--train", "x", "--preset", "gpu", "--minutes", "9", timed=True)
-    assert (settings["epochs"], settings["minutes"], settings["width"]) == ("auto", 9, 1.5)
+    assert (settings["epochs"], settings["minutes"], settings["width"]) == ("auto", 9, PRESETS["gpu"]["width"])
     out = tmp_path / "cnn.keras"
     for flags, message in ((["--minutes", "2", "--epochs", "3"], "give --minutes or --epochs, not both"),
                            (["--minutes", "0"], "must be positive, got 0.0")):
