@@ -140,7 +140,7 @@ def add_run_flags(parser, variants=False):
                           "(gpu preset); cpu preset 0.5")
     run.add_argument("--erase", type=number(float, 0, 1), metavar="P",
                      help="random erasing: share of training images with one rectangle (2-33%% of the face) "
-                          "replaced by noise (0 = off; gpu preset 0.5)")
+                          "replaced by noise (0 = off, the cpu preset's; gpu preset 0.5)")
     run.add_argument("--clean-tail", type=number(float, 0, 1, below=True), metavar="SHARE",
                      help="train the last SHARE of the run on the faces as they are: no warps or erasing, flips "
                           "stay (0 = off, the default); better plain predictions, less gain from --tta's zooms")
