@@ -15,6 +15,11 @@
 #      not travel); on a 2-core CPU a quarter more training faces was worth about a point of validation accuracy;
 #   7. every model trained here with a validation split and their ensemble, plain, with flips and with flips and
 #      zooms, on the validation split (predict.py --validate).
+# With SIDE_BY_SIDE="NAME:ARGS;NAME:ARGS;..." steps 3-6 give way to those runs, trained at once on the one GPU,
+# each timed (--minutes) to what is left of the budget unless its ARGS give --epochs: one 48x48 network fills a
+# few percent of a large GPU, so several at once train more images a second in all than one alone. Their images/s
+# are shares, not a recipe's speed; each process starts, measures and compiles while the others do: minutes.
+# SEED: the default recipe's seed (0), so that a second call adds a new model rather than the same one again.
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
 # model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB
@@ -27,6 +32,7 @@
 #
 #   bash bench/gpu.sh                                                   # the full check, data/train.npz.xz
 #   BUDGET_S=120 TRAIN_ARGS="--preset smoke" DATA=data/sample/train.csv.xz bash bench/gpu.sh   # a dry run
+#   SEED=2 PIPELINE_ARGS= SIDE_BY_SIDE="cnn_w2:--preset gpu --width 2;cnn_s3:--preset gpu --seed 3" bash bench/gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +45,9 @@ TRAIN_ARGS=${TRAIN_ARGS:---preset gpu}
 CANDIDATE_ARGS=${CANDIDATE_ARGS-$TRAIN_ARGS --epochs 200}                # empty: skip the candidate
 RESNET_ARGS=${RESNET_ARGS-$TRAIN_ARGS --arch resnet}                      # empty: skip the resnet
 FINAL_ARGS=${FINAL_ARGS-$TRAIN_ARGS --val-fraction 0}                     # empty: skip the final fit
-PIPELINE_ARGS=${PIPELINE_ARGS:---steps 200 --warmup 20 --precision bfloat16}
+PIPELINE_ARGS=${PIPELINE_ARGS---steps 200 --warmup 20 --precision bfloat16}  # empty: skip
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-}                                            # empty: steps 3-6 as above
+SEED=${SEED:-0}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" "$MODELS"
 LOG="$OUT/gpu.log"
@@ -75,21 +83,51 @@ bring_back() {
     rm -rf "$tmp"
 }
 
+# Train the SIDE_BY_SIDE runs at once, each timed to the budget's end, each in its own log, appended to the
+# main log when all have ended; each that ended well comes back like the others.
+side_by_side() {
+    local entries=() names=() pids=() timing=() entry name args n minutes fraction i
+    IFS=';' read -ra entries <<< "$SIDE_BY_SIDE"
+    n=${#entries[@]}
+    minutes=$(awk -v s="$(left)" 'BEGIN { printf "%.1f", (s - 20) / 60 }')  # 20 s to export after
+    fraction=$(awk -v n="$n" 'BEGIN { printf "%.2f", 0.9 / n }')  # JAX takes 75% of the memory otherwise
+    if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then say "no time left for $n runs side by side"; return; fi
+    for entry in "${entries[@]}"; do
+        name=${entry%%:*} args=${entry#*:} timing=(--minutes "$minutes")
+        [[ " $args " == *" --epochs "* ]] && timing=()  # a run given its epochs is not timed
+        say "train $name side by side with $((n - 1)) others ($args${timing:+, $minutes min})"
+        # shellcheck disable=SC2086
+        XLA_PYTHON_CLIENT_MEM_FRACTION=$fraction timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" \
+            --model "$MODELS/$name.keras" --figures "$MODELS" "${timing[@]}" $args > "$OUT/$name.log.tmp" 2>&1 &
+        names+=("$name"); pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        name=${names[$i]}
+        if wait "${pids[$i]}"; then say "$name done"; else say "$name stopped: run again to resume"; fi
+        cat "$OUT/$name.log.tmp" >> "$LOG" && rm -f "$OUT/$name.log.tmp"
+        [ -f "$MODELS/${name}_summary.json" ] && bring_back "$name"
+    done
+}
+
 say "device: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'), backend $KERAS_BACKEND"
-if train cnn_gpu 0; then
+if train cnn_gpu "$SEED"; then
     "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_gpu.keras" 2>&1 | tee -a "$LOG"
     bring_back cnn_gpu
 fi
-if [ "$(left)" -gt 60 ]; then
+if [ -n "$PIPELINE_ARGS" ] && [ "$(left)" -gt 60 ]; then
     say "pipeline overhead"
     # shellcheck disable=SC2086
     timeout "$(left)" "$PYTHON" bench/pipeline.py --data "$DATA" $PIPELINE_ARGS 2>&1 | tee -a "$LOG"
+fi
+if [ -n "$SIDE_BY_SIDE" ]; then
+    side_by_side
+    CANDIDATE_ARGS="" RESNET_ARGS="" FINAL_ARGS=""
 fi
 if [ -n "$CANDIDATE_ARGS" ] && [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_candidate 0 "$CANDIDATE_ARGS"; then
     "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_candidate.keras" 2>&1 | tee -a "$LOG"
     bring_back cnn_candidate
 fi
-if [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
+if [ -z "$SIDE_BY_SIDE" ] && [ -f "$MODELS/cnn_gpu_summary.json" ] && train cnn_gpu_s1 1; then
     bring_back cnn_gpu_s1
 fi
 if [ -n "$RESNET_ARGS" ] && [ -f "$MODELS/cnn_gpu_s1_summary.json" ] && train cnn_resnet 0 "$RESNET_ARGS"; then
@@ -101,7 +139,8 @@ if [ -n "$FINAL_ARGS" ] && [ -f "$MODELS/cnn_gpu_s1_summary.json" ] &&
     bring_back cnn_final
 fi
 trained=()
-for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet; do  # not cnn_final: it held out nothing
+side_names=$(tr ';' '\n' <<< "$SIDE_BY_SIDE" | cut -d: -f1)
+for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet $side_names; do  # not cnn_final: it held out nothing
     [ -f "$MODELS/${name}_summary.json" ] && trained+=(--model "$MODELS/$name.keras")
 done
 if [ ${#trained[@]} -ge 4 ]; then  # two models or more; seconds on a GPU, so even past the budget

@@ -140,6 +140,15 @@ def test_a_machine_that_slows_down_still_ends_on_time_with_the_rate_near_zero():
     assert rates[5] < steady[5]  # after the slower epochs the rate comes down faster
 
 
+def test_a_first_epoch_slowed_by_compiling_does_not_end_the_run():
+    """Processes that share a machine compile slowly: the first epoch took 60 s against the 10 planned."""
+    rates, used, _ = run_clock([60.0, 10.0], cap=100, budget_s=100, epoch_s=10.0)
+    assert len(rates) == 5 and used == 100
+    assert rates[-1] < 0.1
+    rates, used, _ = run_clock([60.0, 60.0], cap=100, budget_s=150, epoch_s=10.0)
+    assert len(rates) == 2 and used == 120  # slow from then on too: the second epoch says so
+
+
 def test_a_machine_faster_than_planned_ends_at_the_cap_annealed():
     rates, used, _ = run_clock([10.0], cap=6, budget_s=1000)
     assert len(rates) == 6 and used == 60
