@@ -84,12 +84,12 @@ bring_back() {
 }
 
 # Train the SIDE_BY_SIDE runs at once, each timed to the budget's end, each in its own log, appended to the
-# main log when all have ended; each that ended well comes back like the others.
+# main log as each ends; each that ended well comes back like the others, exported side by side too.
 side_by_side() {
     local entries=() names=() pids=() timing=() entry name args n minutes fraction i
     IFS=';' read -ra entries <<< "$SIDE_BY_SIDE"
     n=${#entries[@]}
-    minutes=$(awk -v s="$(left)" 'BEGIN { printf "%.1f", (s - 20) / 60 }')  # 20 s to export after
+    minutes=$(awk -v s="$(left)" 'BEGIN { printf "%.1f", (s - 30) / 60 }')  # 30 s to export after
     fraction=$(awk -v n="$n" 'BEGIN { printf "%.2f", 0.9 / n }')  # JAX takes 75% of the memory otherwise
     if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then say "no time left for $n runs side by side"; return; fi
     for entry in "${entries[@]}"; do
@@ -105,8 +105,9 @@ side_by_side() {
         name=${names[$i]}
         if wait "${pids[$i]}"; then say "$name done"; else say "$name stopped: run again to resume"; fi
         cat "$OUT/$name.log.tmp" >> "$LOG" && rm -f "$OUT/$name.log.tmp"
-        [ -f "$MODELS/${name}_summary.json" ] && bring_back "$name"
+        [ -f "$MODELS/${name}_summary.json" ] && bring_back "$name" &  # one at a time would take minutes
     done
+    wait
 }
 
 say "device: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'), backend $KERAS_BACKEND"
