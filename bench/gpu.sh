@@ -142,7 +142,8 @@ fi
 trained=()
 side_names=$(tr ';' '\n' <<< "$SIDE_BY_SIDE" | cut -d: -f1)
 for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet $side_names; do  # not cnn_final: it held out nothing
-    [ -f "$MODELS/${name}_summary.json" ] && trained+=(--model "$MODELS/$name.keras")
+    [ -f "$MODELS/${name}_summary.json" ] && ! grep -q '"val_rows": 0,' "$MODELS/${name}_summary.json" &&
+        trained+=(--model "$MODELS/$name.keras")  # nor a side-by-side run that held out nothing
 done
 if [ ${#trained[@]} -ge 4 ]; then  # two models or more; seconds on a GPU, so even past the budget
     say "validation: each model and the ensemble, plain and with each TTA"

@@ -91,20 +91,22 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
 def test_gpu_script_trains_side_by_side_runs_in_place_of_the_later_steps(tmp_path):
     """SIDE_BY_SIDE: after the default recipe (its seed from SEED), the listed runs train at once with their own
     arguments (timed to the budget's end unless given --epochs), in place of the candidate, second seed, resnet
-    and final fit; each comes back, and the ensemble is scored. PIPELINE_ARGS empty skips the pipeline."""
+    and final fit; each comes back, and the ensemble of those that held out faces is scored. PIPELINE_ARGS empty
+    skips the pipeline."""
     x, y = synthetic_faces(96)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     out, models = tmp_path / "out", tmp_path / "models"
     tiny = "--preset smoke --width 0.25 --batch-size 16 --epochs 1"
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
                          BUDGET_S="800", TRAIN_ARGS=tiny, PIPELINE_ARGS="", SEED="3",
-                         SIDE_BY_SIDE=f"side_a:{tiny};side_b:{tiny} --arch resnet --seed 5")
+                         SIDE_BY_SIDE=f"side_a:{tiny};side_b:{tiny} --arch resnet --seed 5;all:{tiny} --val-fraction 0")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
-    assert "pipeline overhead" not in log and "side by side with 1 others" in log and "ensemble of 3" in log
-    assert sorted(p.name for p in out.iterdir()) == ["cnn_gpu.tar", "gpu.log", "side_a.tar", "side_b.tar"]
+    assert "pipeline overhead" not in log and "side by side with 2 others" in log
+    assert "ensemble of 3" in log and "models/all.keras" not in log.split("validation: each model")[1]
+    assert sorted(p.name for p in out.iterdir()) == ["all.tar", "cnn_gpu.tar", "gpu.log", "side_a.tar", "side_b.tar"]
     summaries = {name: json.loads((models / f"{name}_summary.json").read_text())
                  for name in ["cnn_gpu", "side_a", "side_b"]}
     assert summaries["cnn_gpu"]["settings"]["seed"] == 3
