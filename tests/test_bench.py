@@ -99,19 +99,18 @@ def test_gpu_script_trains_side_by_side_runs_in_place_of_the_later_steps(tmp_pat
     tiny = "--preset smoke --width 0.25 --batch-size 16 --epochs 1"
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
                          BUDGET_S="800", TRAIN_ARGS=tiny, PIPELINE_ARGS="", SEED="3",
-                         SIDE_BY_SIDE=f"side_a:{tiny};side_b:{tiny} --arch resnet --seed 5;all:{tiny} --val-fraction 0")
+                         SIDE_BY_SIDE=f"side:{tiny} --arch resnet --seed 5;all:{tiny} --val-fraction 0")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
-    assert "pipeline overhead" not in log and "side by side with 2 others" in log
-    assert "ensemble of 3" in log and "models/all.keras" not in log.split("validation: each model")[1]
-    assert sorted(p.name for p in out.iterdir()) == ["all.tar", "cnn_gpu.tar", "gpu.log", "side_a.tar", "side_b.tar"]
-    summaries = {name: json.loads((models / f"{name}_summary.json").read_text())
-                 for name in ["cnn_gpu", "side_a", "side_b"]}
-    assert summaries["cnn_gpu"]["settings"]["seed"] == 3
-    assert summaries["side_b"]["architecture"] == "resnet" and summaries["side_b"]["settings"]["seed"] == 5
-    assert summaries["side_a"]["architecture"] == "vgg" and summaries["side_a"]["settings"]["seed"] == 0
+    assert "pipeline overhead" not in log and "side by side with 1 others" in log
+    assert "ensemble of 2" in log and "models/all.keras" not in log.split("validation: each model")[1]
+    assert sorted(p.name for p in out.iterdir()) == ["all.tar", "cnn_gpu.tar", "gpu.log", "side.tar"]
+    summaries = {name: json.loads((models / f"{name}_summary.json").read_text()) for name in ["cnn_gpu", "side", "all"]}
+    assert summaries["cnn_gpu"]["settings"]["seed"] == 3 and summaries["cnn_gpu"]["architecture"] == "vgg"
+    assert summaries["side"]["architecture"] == "resnet" and summaries["side"]["settings"]["seed"] == 5
+    assert summaries["all"]["split"]["val_rows"] == 0 and summaries["all"]["settings"]["seed"] == 0
     assert all(s["epochs"] == 1 and s["settings"]["minutes"] is None for s in summaries.values())
 
 
