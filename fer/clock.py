@@ -46,7 +46,6 @@ class ClockSchedule(keras.callbacks.Callback):
         self.lr, self.warmup, self.cap, self.budget = lr, warmup_epochs, cap_epochs, budget_s
         self.spent, self.epoch_s, self.clock = spent_s, epoch_s, clock
         self.between = 0.0  # checkpoints and backup after an epoch, before the next begins
-        self.cold = True  # this process has not yet run (and compiled) an epoch
         self.ended = None
         rows = list(done_rows)
         self.warm_end = (spent_s - sum(r["epoch_seconds"] for r in rows[warmup_epochs:])
@@ -83,12 +82,13 @@ class ClockSchedule(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = float(self.rate_for(epoch, elapsed))
 
     def on_epoch_end(self, epoch, logs=None):
+        first = self.ended is None  # this process's first epoch
         self.ended = self.clock()
         took = self.ended - self.started + self.between
         # The next epoch, as this one went; but a process's first epoch also compiles the step, which can take
         # longer than many epochs where processes share a machine, so there the length measured before it (the
         # plan's, or the last of an earlier session) decides whether one more fits, if shorter.
-        forecast = min(took, self.epoch_s) if self.cold else took
-        self.epoch_s, self.cold = took, False
+        forecast = min(took, self.epoch_s) if first else took
+        self.epoch_s = took
         if self.ended - self.t0 + forecast > self.budget:
             self.model.stop_training = True
