@@ -47,6 +47,7 @@ RESNET_ARGS=${RESNET_ARGS-$TRAIN_ARGS --arch resnet}                      # empt
 FINAL_ARGS=${FINAL_ARGS-$TRAIN_ARGS --val-fraction 0}                     # empty: skip the final fit
 PIPELINE_ARGS=${PIPELINE_ARGS---steps 200 --warmup 20 --precision bfloat16}  # empty: skip
 SIDE_BY_SIDE=${SIDE_BY_SIDE:-}                                            # empty: steps 3-6 as above
+IFS=';' read -ra SIDE_ENTRIES <<< "$SIDE_BY_SIDE"                         # "NAME:ARGS" each
 SEED=${SEED:-0}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" "$MODELS"
@@ -61,14 +62,19 @@ export KERAS_BACKEND=${KERAS_BACKEND:-jax}
 say() { echo "== $* ($SECONDS s)" | tee -a "$LOG"; }
 left() { echo $((BUDGET_S - SECONDS)); }
 
+# The train_cnn.py call of every training here, ended at the budget's end: NAME, then the recipe's arguments.
+fit() {
+    local name=$1; shift
+    timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" --model "$MODELS/$name.keras" --figures "$MODELS" "$@"
+}
+
 # Train one model within what is left of the budget; a killed run resumes on the next call.
 train() {
     local name=$1 seed=$2 args=${3:-$TRAIN_ARGS}
     if [ "$(left)" -lt 30 ]; then say "no time left for $name"; return 1; fi
     say "train $name (seed $seed, $args, at most $(left) s)"
     # shellcheck disable=SC2086
-    timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" --model "$MODELS/$name.keras" --figures "$MODELS" \
-        --seed "$seed" $args 2>&1 | tee -a "$LOG"
+    fit "$name" --seed "$seed" $args 2>&1 | tee -a "$LOG"
     local status=${PIPESTATUS[0]}
     if [ "$status" -ne 0 ]; then say "$name stopped with status $status: run again to resume"; return 1; fi
 }
@@ -86,19 +92,17 @@ bring_back() {
 # Train the SIDE_BY_SIDE runs at once, each timed to the budget's end, each in its own log, appended to the
 # main log as each ends; each that ended well comes back like the others, exported side by side too.
 side_by_side() {
-    local entries=() names=() pids=() timing=() entry name args n minutes fraction i
-    IFS=';' read -ra entries <<< "$SIDE_BY_SIDE"
-    n=${#entries[@]}
+    local names=() pids=() timing=() entry name args n=${#SIDE_ENTRIES[@]} minutes fraction i
     minutes=$(awk -v s="$(left)" 'BEGIN { printf "%.1f", (s - 30) / 60 }')  # 30 s to export after
     fraction=$(awk -v n="$n" 'BEGIN { printf "%.2f", 0.9 / n }')  # JAX takes 75% of the memory otherwise
     if awk -v m="$minutes" 'BEGIN { exit !(m < 1) }'; then say "no time left for $n runs side by side"; return; fi
-    for entry in "${entries[@]}"; do
+    for entry in "${SIDE_ENTRIES[@]}"; do
         name=${entry%%:*} args=${entry#*:} timing=(--minutes "$minutes")
         [[ " $args " == *" --epochs "* ]] && timing=()  # a run given its epochs is not timed
         say "train $name side by side with $((n - 1)) others ($args${timing:+, $minutes min})"
         # shellcheck disable=SC2086
-        XLA_PYTHON_CLIENT_MEM_FRACTION=$fraction timeout "$(left)" "$PYTHON" train_cnn.py --train "$DATA" \
-            --model "$MODELS/$name.keras" --figures "$MODELS" "${timing[@]}" $args > "$OUT/$name.log.tmp" 2>&1 &
+        XLA_PYTHON_CLIENT_MEM_FRACTION=$fraction fit "$name" ${timing[@]+"${timing[@]}"} $args \
+            > "$OUT/$name.log.tmp" 2>&1 &
         names+=("$name"); pids+=($!)
     done
     for i in "${!pids[@]}"; do
@@ -139,11 +143,15 @@ if [ -n "$FINAL_ARGS" ] && [ -f "$MODELS/cnn_gpu_s1_summary.json" ] &&
         { [ -z "$RESNET_ARGS" ] || [ -f "$MODELS/cnn_resnet_summary.json" ]; } && train cnn_final 0 "$FINAL_ARGS"; then
     bring_back cnn_final
 fi
+# Whether a trained model held out validation faces (cnn_final and a side-by-side run may not): its summary says.
+held_out_faces() {
+    "$PYTHON" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["split"]["val_rows"] == 0)' \
+        "$MODELS/${1}_summary.json" 2> /dev/null
+}
+
 trained=()
-side_names=$(tr ';' '\n' <<< "$SIDE_BY_SIDE" | cut -d: -f1)
-for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet $side_names; do  # not cnn_final: it held out nothing
-    [ -f "$MODELS/${name}_summary.json" ] && ! grep -q '"val_rows": 0,' "$MODELS/${name}_summary.json" &&
-        trained+=(--model "$MODELS/$name.keras")  # nor a side-by-side run that held out nothing
+for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet ${SIDE_ENTRIES[@]+"${SIDE_ENTRIES[@]%%:*}"}; do
+    held_out_faces "$name" && trained+=(--model "$MODELS/$name.keras")
 done
 if [ ${#trained[@]} -ge 4 ]; then  # two models or more; seconds on a GPU, so even past the budget
     say "validation: each model and the ensemble, plain and with each TTA"
