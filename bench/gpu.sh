@@ -89,6 +89,12 @@ bring_back() {
     rm -rf "$tmp"
 }
 
+# Whether NAME trained and held out validation faces (cnn_final and a side-by-side run may not): its summary says.
+held_out_faces() {
+    "$PYTHON" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["split"]["val_rows"] == 0)' \
+        "$MODELS/${1}_summary.json" 2> /dev/null
+}
+
 # Train the SIDE_BY_SIDE runs at once, each timed to the budget's end, each in its own log, appended to the
 # main log as each ends; each that ended well comes back like the others, exported side by side too.
 side_by_side() {
@@ -143,12 +149,6 @@ if [ -n "$FINAL_ARGS" ] && [ -f "$MODELS/cnn_gpu_s1_summary.json" ] &&
         { [ -z "$RESNET_ARGS" ] || [ -f "$MODELS/cnn_resnet_summary.json" ]; } && train cnn_final 0 "$FINAL_ARGS"; then
     bring_back cnn_final
 fi
-# Whether a trained model held out validation faces (cnn_final and a side-by-side run may not): its summary says.
-held_out_faces() {
-    "$PYTHON" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["split"]["val_rows"] == 0)' \
-        "$MODELS/${1}_summary.json" 2> /dev/null
-}
-
 trained=()
 for name in cnn_gpu cnn_gpu_s1 cnn_candidate cnn_resnet ${SIDE_ENTRIES[@]+"${SIDE_ENTRIES[@]%%:*}"}; do
     held_out_faces "$name" && trained+=(--model "$MODELS/$name.keras")
