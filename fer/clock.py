@@ -8,6 +8,10 @@ import numpy as np
 
 BUDGET_RESERVE_S = 20  # of a timed run: after training, the figure and a test-set prediction
 PROCESS_START = time.perf_counter()  # the package loads first thing; a budget counts from here
+# A timed run planning fewer epochs than this learns more at half the width, which does a quarter of the
+# convolutions' work a face and so sees every face several times as often (bench/results/README.md).
+FEW_EPOCHS = 15
+NARROW_WIDTH = 0.5
 
 
 def plan(minutes, n_train, n_val, rates, started):
@@ -20,6 +24,16 @@ def plan(minutes, n_train, n_val, rates, started):
     return cap, {"minutes": minutes, "train_images_per_second": round(rates["train"], 1),
                  "val_images_per_second": round(rates["val"], 1), "epoch_seconds": round(epoch, 1),
                  "planned_epochs": planned, "cap_epochs": cap}
+
+
+def narrower_advice(planned_epochs, width):
+    """A note for a timed run on a slow machine, where so few epochs fit that a narrower network would do better;
+    None where they do not, or the network is already that narrow."""
+    if planned_epochs >= FEW_EPOCHS or width <= NARROW_WIDTH:
+        return None
+    return (f"note: only {planned_epochs} epochs fit; on a machine this slow, --width {NARROW_WIDTH:g} trains "
+            "several times as many epochs in the same minutes and learns more (bench/results/README.md: "
+            "\"The half hour on a slow CPU\")")
 
 
 def saved_plan(path, minutes):

@@ -85,6 +85,9 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
               f"({budget['train_images_per_second']:,.0f} training and {budget['val_images_per_second']:,.0f} "
               f"validation images/s measured, ~{budget['epoch_seconds']:.0f} s an epoch); the learning rate "
               f"follows the clock, so the run ends on time even if the machine slows down", flush=True)
+        advice = clock.narrower_advice(budget["planned_epochs"], settings["width"])
+        if advice:
+            print(advice, flush=True)
     run.update(fit(model, data, settings, paths, fresh=fresh, budget=budget))
     return run
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_cnn_settings
 from fer import records, training
 from fer.augment import CleanTail
-from fer.clock import BUDGET_RESERVE_S, ClockSchedule
+from fer.clock import BUDGET_RESERVE_S, FEW_EPOCHS, NARROW_WIDTH, ClockSchedule, narrower_advice
 from fer.settings import CPU_MINUTES, DEFAULTS, PRESETS
 
 
@@ -54,6 +54,26 @@ def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_pat
     cap, budget = training.epochs_for_budget(budget_data(), {"minutes": 10}, paths, started=time.perf_counter())
     assert budget["epoch_seconds"] == 11.0 and budget["train_images_per_second"] == 100.0
     assert cap == budget["planned_epochs"] * 3 // 2  # room for the machine to speed up
+
+
+def test_a_slow_machine_is_told_that_a_narrower_network_learns_more_in_its_time():
+    advice = narrower_advice(FEW_EPOCHS - 1, 1.0)
+    assert f"only {FEW_EPOCHS - 1} epochs fit" in advice and f"--width {NARROW_WIDTH:g}" in advice
+    assert narrower_advice(FEW_EPOCHS, 1.0) is None  # enough epochs: the preset's width stands
+    assert narrower_advice(1, NARROW_WIDTH) is None  # already that narrow: nothing to advise
+    assert narrower_advice(3, 0.75) is not None
+
+
+def test_train_cnn_gives_that_advice_where_few_epochs_fit(synthetic_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(training, "measure_speed", lambda *a, **k: {"train": 10.0, "val": 100.0})  # a slow machine
+    for width, advised in (("0.75", True), (f"{NARROW_WIDTH:g}", False)):
+        out = tmp_path / f"cnn_{width}.keras"
+        assert run_script("train_cnn.py", "--train", synthetic_files["train"], "--preset", "smoke", "--width", width,
+                          "--no-augment", "--minutes", "0.2", "--limit", "64", "--model", out,
+                          "--figures", tmp_path) == 0
+        printed = capsys.readouterr().out
+        assert "about 1 epochs fit" in printed
+        assert (f"only 1 epochs fit; on a machine this slow, --width {NARROW_WIDTH:g}" in printed) == advised
 
 
 def test_a_resumed_budget_run_keeps_its_plan_without_measuring(monkeypatch, tmp_path):
