@@ -7,7 +7,9 @@ predict.py's --tta kinds do); an ensemble's probabilities are the mean over its 
 candidates is scored from those alone. Choosing among many subsets on the faces that score them would flatter the
 winner: the subset chosen on half A is scored on half B, the one chosen on half B on half A, each against the
 reference ensemble (the first --reference candidates, by default all of them) on the same half. Their mean gain
-says whether choosing members beats keeping the reference. Ends with one JSON line.
+says whether choosing members beats keeping the reference. The same two-half test then asks whether the reference
+gains from weighting its members (the best of random weightings) or from shifting its classes' scores (a per-class
+offset to the log-probabilities, as a prior correction would add). Ends with one JSON line.
 
     python bench/ensemble.py --data ../shared/fer2013/train.npz.xz --reference 5 \\
         --model models/pretrained/cnn.keras --model models/pretrained/cnn_2.keras ... --model models/new.keras
@@ -27,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MAX_CANDIDATES = 12  # 4,095 subsets
+WEIGHTINGS = 2000  # random member weightings tried on a half, besides equal weights
+SHIFTS = np.round(np.linspace(-1, 1, 41), 2)  # the offsets tried for each class's log-probability
 
 
 def parse_args():
@@ -105,6 +109,52 @@ def chosen(scores, by, half):
     return max(scores, key=lambda subset: (scores[subset][by][half], -len(subset), [-i for i in subset]))
 
 
+def accuracy(p, y, rows):
+    return float(np.mean(p[rows].argmax(1) == y[rows]))
+
+
+def fitted_weights(probabilities, y, rows, seed):
+    """Member weights best on `rows`, among equal weights and WEIGHTINGS random ones; ties go to equal weights."""
+    n = len(probabilities)
+    tried = np.vstack([np.full(n, 1 / n), np.random.default_rng(seed).dirichlet(np.full(n, 4.0), WEIGHTINGS)])
+    scores = [accuracy(np.tensordot(w, probabilities, 1), y, rows) for w in tried]
+    return tried[int(np.argmax(scores))]
+
+
+def fitted_shifts(p, y, rows, rounds=3):
+    """Per-class offsets to the log-probabilities best on `rows`, one class at a time; ties go to the smaller."""
+    log_p, shift = np.log(np.clip(p, 1e-7, None)), np.zeros(p.shape[1])
+    for _ in range(rounds):
+        for c in range(p.shape[1]):
+            def score(offset):
+                tried = shift.copy()
+                tried[c] = offset
+                return accuracy(log_p + tried, y, rows)
+            shift[c] = max(SHIFTS, key=lambda offset: (score(offset), -abs(offset)))
+    return shift
+
+
+def adjustments(means, reference, by, y, half_a, seed):
+    """Weights and shifts for the reference, each fitted on one half and scored on the other, with the reference
+    as it is on that half: {kind: {"on_half_b": ..., "on_half_a": ..., "mean_gain": ..., "fitted": [...]}}."""
+    probabilities = np.stack([means[i][by] for i in reference])
+    plain = probabilities.mean(0)
+    out = {}
+    for kind, fit, apply in (
+            ("weights", lambda rows: fitted_weights(probabilities, y, rows, seed),
+             lambda w: np.tensordot(w, probabilities, 1)),
+            ("shifts", lambda rows: fitted_shifts(plain, y, rows), lambda b: np.log(np.clip(plain, 1e-7, None)) + b)):
+        if kind == "weights" and len(reference) < 2:
+            continue
+        on_a, on_b = fit(half_a), fit(~half_a)
+        row = {"on_half_b": accuracy(apply(on_a), y, ~half_a), "on_half_a": accuracy(apply(on_b), y, half_a)}
+        row["mean_gain"] = round((row["on_half_b"] - accuracy(plain, y, ~half_a)
+                                  + row["on_half_a"] - accuracy(plain, y, half_a)) / 2, 4)
+        out[kind] = {**{k: round(v, 4) for k, v in row.items()},
+                     "fitted": [np.round(on_a, 3).tolist(), np.round(on_b, 3).tolist()]}
+    return out
+
+
 def names(paths, subset):
     return " + ".join(Path(paths[i]).stem for i in subset)
 
@@ -140,6 +190,11 @@ def main():
     print(f"chosen on half A, scored on half B: {gain_b:+.4f} against the reference; "
           f"chosen on half B, scored on half A: {gain_a:+.4f}")
 
+    adjusted = adjustments(means, reference, args.by, val.y, half_a, args.seed)
+    for kind, result in adjusted.items():
+        print(f"the reference with {kind} fitted on half A, scored on half B: {result['on_half_b']:.4f}; fitted on "
+              f"half B, scored on half A: {result['on_half_a']:.4f}; mean gain {result['mean_gain']:+.4f}")
+
     def row(subset):
         return {"members": [args.model[i] for i in subset],
                 **{column: dict(zip(("half_a", "half_b", "all"), (round(v, 4) for v in values)))
@@ -148,7 +203,7 @@ def main():
     print(json.dumps({"bench": "ensemble", "models": args.model, "val_rows": len(val), "seed": args.seed,
                       "by": args.by, "reference": row(reference), "chosen_on_half_a": row(on_a),
                       "chosen_on_half_b": row(on_b), "gain_half_b": round(gain_b, 4), "gain_half_a": round(gain_a, 4),
-                      "mean_gain": round((gain_a + gain_b) / 2, 4)}))
+                      "mean_gain": round((gain_a + gain_b) / 2, 4), **adjusted}))
 
 
 if __name__ == "__main__":

@@ -26,12 +26,17 @@ def plan(minutes, n_train, n_val, rates, started):
                  "planned_epochs": planned, "cap_epochs": cap}
 
 
+def epochs_fit(epochs):
+    """The words for a plan's count: "1 epoch fits", "7 epochs fit"."""
+    return f"{epochs} epoch fits" if epochs == 1 else f"{epochs} epochs fit"
+
+
 def narrower_advice(planned_epochs, width):
     """A note for a timed run on a slow machine, where so few epochs fit that a narrower network would do better;
     None where they do not, or the network is already that narrow."""
     if planned_epochs >= FEW_EPOCHS or width <= NARROW_WIDTH:
         return None
-    return (f"note: only {planned_epochs} epochs fit; on a machine this slow, --width {NARROW_WIDTH:g} trains "
+    return (f"note: only {epochs_fit(planned_epochs)}; on a machine this slow, --width {NARROW_WIDTH:g} trains "
             "several times as many epochs in the same minutes and learns more (bench/results/README.md: "
             "\"The half hour on a slow CPU\")")
 

@@ -81,7 +81,7 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
         # A first session's time so far, the measurement and this build included; a resumed one keeps its own.
         budget.setdefault("seconds_before_training", round(time.perf_counter() - started, 1))
         run["budget"] = budget
-        print(f"about {budget['planned_epochs']} epochs fit {settings['minutes']:g} minutes here "
+        print(f"about {clock.epochs_fit(budget['planned_epochs'])} {settings['minutes']:g} minutes here "
               f"({budget['train_images_per_second']:,.0f} training and {budget['val_images_per_second']:,.0f} "
               f"validation images/s measured, ~{budget['epoch_seconds']:.0f} s an epoch); the learning rate "
               f"follows the clock, so the run ends on time even if the machine slows down", flush=True)

@@ -272,6 +272,17 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
     gains = (result["chosen_on_half_a"]["zoom"]["half_b"] - result["reference"]["zoom"]["half_b"],
              result["chosen_on_half_b"]["zoom"]["half_a"] - result["reference"]["zoom"]["half_a"])
     assert min(gains) > 0 and abs(result["mean_gain"] - sum(gains) / 2) < 1e-3
+    # the reference's own remedies, each fitted on one half: less weight on the member that is always wrong, a
+    # lower score for the class it always answers; scored on the other half, where they were not fitted
+    views = [inference.predict_probabilities([model], val.x, "zoom") for model in reversed(loaded)]
+    half_a = np.random.default_rng(0).permutation(len(val)) < len(val) // 2
+    weights_a, weights_b = result["weights"]["fitted"]
+    assert weights_a[0] < weights_a[1] and weights_b[0] < weights_b[1]
+    weighted = np.tensordot(weights_a, views, 1).argmax(1) == val.y
+    assert abs(result["weights"]["on_half_b"] - weighted[~half_a].mean()) < 1e-4
+    for shifts in result["shifts"]["fitted"]:
+        assert shifts[rarest] < np.mean(np.delete(shifts, rarest))
+    assert result["weights"]["mean_gain"] > 0 and result["shifts"]["mean_gain"] > 0
     # a second run reads every model's views from the cache and prints the same line
     assert len(list((tmp_path / "views").glob("*.npz"))) == 2
     again = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)

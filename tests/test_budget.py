@@ -62,6 +62,7 @@ def test_a_slow_machine_is_told_that_a_narrower_network_learns_more_in_its_time(
     assert narrower_advice(FEW_EPOCHS, 1.0) is None  # enough epochs: the preset's width stands
     assert narrower_advice(1, NARROW_WIDTH) is None  # already that narrow: nothing to advise
     assert narrower_advice(3, 0.75) is not None
+    assert "only 1 epoch fits;" in narrower_advice(1, 1.0)
 
 
 def test_train_cnn_gives_that_advice_where_few_epochs_fit(synthetic_files, tmp_path, monkeypatch, capsys):
@@ -72,8 +73,8 @@ def test_train_cnn_gives_that_advice_where_few_epochs_fit(synthetic_files, tmp_p
                           "--no-augment", "--minutes", "0.2", "--limit", "64", "--model", out,
                           "--figures", tmp_path) == 0
         printed = capsys.readouterr().out
-        assert "about 1 epochs fit" in printed
-        assert (f"only 1 epochs fit; on a machine this slow, --width {NARROW_WIDTH:g}" in printed) == advised
+        assert "about 1 epoch fits 0.2 minutes here" in printed
+        assert (f"only 1 epoch fits; on a machine this slow, --width {NARROW_WIDTH:g}" in printed) == advised
 
 
 def test_a_resumed_budget_run_keeps_its_plan_without_measuring(monkeypatch, tmp_path):
