@@ -134,24 +134,26 @@ def fitted_shifts(p, y, rows, rounds=3):
     return shift
 
 
+def held_out(fit, apply, plain, y, half_a):
+    """A remedy fitted on each half and scored on the other, against the plain ensemble on that half."""
+    on_a, on_b = fit(half_a), fit(~half_a)
+    scores = {"on_half_b": accuracy(apply(on_a), y, ~half_a), "on_half_a": accuracy(apply(on_b), y, half_a)}
+    gain = (scores["on_half_b"] - accuracy(plain, y, ~half_a) + scores["on_half_a"] - accuracy(plain, y, half_a)) / 2
+    return {**{k: round(v, 4) for k, v in scores.items()}, "mean_gain": round(gain, 4),
+            "fitted": [np.round(on_a, 3).tolist(), np.round(on_b, 3).tolist()]}
+
+
 def adjustments(means, reference, by, y, half_a, seed):
-    """Weights and shifts for the reference, each fitted on one half and scored on the other, with the reference
-    as it is on that half: {kind: {"on_half_b": ..., "on_half_a": ..., "mean_gain": ..., "fitted": [...]}}."""
+    """The reference's member weights (2+ members) and class shifts, each held out: {kind: held_out's dict}."""
     probabilities = np.stack([means[i][by] for i in reference])
     plain = probabilities.mean(0)
+    log_plain = np.log(np.clip(plain, 1e-7, None))
     out = {}
-    for kind, fit, apply in (
-            ("weights", lambda rows: fitted_weights(probabilities, y, rows, seed),
-             lambda w: np.tensordot(w, probabilities, 1)),
-            ("shifts", lambda rows: fitted_shifts(plain, y, rows), lambda b: np.log(np.clip(plain, 1e-7, None)) + b)):
-        if kind == "weights" and len(reference) < 2:
-            continue
-        on_a, on_b = fit(half_a), fit(~half_a)
-        row = {"on_half_b": accuracy(apply(on_a), y, ~half_a), "on_half_a": accuracy(apply(on_b), y, half_a)}
-        row["mean_gain"] = round((row["on_half_b"] - accuracy(plain, y, ~half_a)
-                                  + row["on_half_a"] - accuracy(plain, y, half_a)) / 2, 4)
-        out[kind] = {**{k: round(v, 4) for k, v in row.items()},
-                     "fitted": [np.round(on_a, 3).tolist(), np.round(on_b, 3).tolist()]}
+    if len(reference) > 1:
+        out["weights"] = held_out(lambda rows: fitted_weights(probabilities, y, rows, seed),
+                                  lambda weights: np.tensordot(weights, probabilities, 1), plain, y, half_a)
+    out["shifts"] = held_out(lambda rows: fitted_shifts(plain, y, rows), lambda shifts: log_plain + shifts,
+                             plain, y, half_a)
     return out
 
 
