@@ -121,11 +121,11 @@ def fitted_weights(probabilities, y, rows, seed):
     return tried[int(np.argmax(scores))]
 
 
-def fitted_shifts(p, y, rows, rounds=3):
-    """Per-class offsets to the log-probabilities best on `rows`, one class at a time; ties go to the smaller."""
-    log_p, shift = np.log(np.clip(p, 1e-7, None)), np.zeros(p.shape[1])
+def fitted_shifts(log_p, y, rows, rounds=3):
+    """Per-class offsets to these log-probabilities best on `rows`, one class at a time; ties go to the smaller."""
+    shift = np.zeros(log_p.shape[1])
     for _ in range(rounds):
-        for c in range(p.shape[1]):
+        for c in range(log_p.shape[1]):
             def score(offset):
                 tried = shift.copy()
                 tried[c] = offset
@@ -152,7 +152,7 @@ def adjustments(means, reference, by, y, half_a, seed):
     if len(reference) > 1:
         out["weights"] = held_out(lambda rows: fitted_weights(probabilities, y, rows, seed),
                                   lambda weights: np.tensordot(weights, probabilities, 1), plain, y, half_a)
-    out["shifts"] = held_out(lambda rows: fitted_shifts(plain, y, rows), lambda shifts: log_plain + shifts,
+    out["shifts"] = held_out(lambda rows: fitted_shifts(log_plain, y, rows), lambda shifts: log_plain + shifts,
                              plain, y, half_a)
     return out
 
