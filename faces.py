@@ -6,7 +6,7 @@ and shrunk to 48x48 as FER2013's faces were made, and classified by the model. W
     <photo>_faces.png   the photo with each face boxed and labelled, and the 7 probabilities of each face
     faces.csv           one row per face: file,x,y,w,h,label,p_Angry,...,p_Neutral (box in the photo's pixels)
 A photo with no face is reported and skipped. Files that are not images are reported once the others are
-done, in one `error:` line, and the exit status is then 2.
+done, in one `error:` line, and the exit status is then 2; when none could be read, faces.csv is left as it was.
 
     python faces.py photo.jpg --out out/
     python faces.py photos/ --out out/ --tta --saliency
@@ -120,6 +120,8 @@ def main():
         found = ", ".join(f"{CLASSES[p.argmax()]} {p.max():.0%}" for p in probabilities)
         print(f"{photo}: {len(boxes)} face{'s' if len(boxes) > 1 else ''} ({found}); wrote {figures[photo]}")
 
+    if refused and len(refused) == len(paths):  # nothing was read: keep whatever faces.csv is there
+        fail(refused)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["file", "x", "y", "w", "h", "label", *(f"p_{name}" for name in CLASSES)])
@@ -127,9 +129,13 @@ def main():
     write_text(out / "faces.csv", buffer.getvalue())
     print(f"wrote {out / 'faces.csv'}: {len(rows)} face(s) in {len(paths) - len(refused)} photo(s)")
     if refused:
-        more = f" (and {len(refused) - 1} more: {', '.join(e.path for e in refused[1:])})" if len(refused) > 1 else ""
-        print(f"error: {refused[0]}{more}", file=sys.stderr)
-        sys.exit(2)
+        fail(refused)
+
+
+def fail(refused):
+    more = f" (and {len(refused) - 1} more: {', '.join(e.path for e in refused[1:])})" if len(refused) > 1 else ""
+    print(f"error: {refused[0]}{more}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ def test_a_photo_without_a_face_is_a_line_and_a_non_image_is_refused_after_the_o
                    inputs=[broken, sky, astronaut])
     assert line.startswith(f"error: {broken}: not an image")
     assert len(read_rows(out / "faces.csv")) == 1 and (out / "astronaut_faces.png").exists()  # the others done
+    # when no photo can be read there is nothing to write: the last run's faces.csv and its face stay
+    refused(capsys, "faces.py", broken, "--out", out, "--model", trained / "cnn.keras", inputs=[out / "faces.csv"])
+    assert len(read_rows(out / "faces.csv")) == 1
     capsys.readouterr()
     assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras") == 0
     assert f"{sky}: no face found" in capsys.readouterr().out
