@@ -19,6 +19,7 @@ to tell underfitting from overfitting.
     python predict.py --model models/cnn.keras --test data/test.csv --out submission.csv
     python predict.py --model models/cnn.keras --model models/cnn2.keras --tta --test data/test.csv \
         --validate data/train.csv
+    python predict.py --validate data/train.csv          # the shipped ensemble's scores, no submission
 """
 import time
 
@@ -35,7 +36,8 @@ def parse_args():
     parser = cli.parser(__doc__)
     parser.add_argument("--model", action="append", metavar="M.keras",
                         help=f"a trained model; repeat to ensemble (default {cli.ENSEMBLE_WORDS})")
-    parser.add_argument("--test", required=True, metavar="CSV", help="test.csv (id,feature), or a labeled file")
+    parser.add_argument("--test", metavar="CSV", help="test.csv (id,feature), or a labeled file (required unless "
+                        "--validate: then the submission is left out)")
     parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
@@ -51,20 +53,24 @@ def parse_args():
 def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     """Accuracy on the held-out split of each model and of all of them averaged, plain and with each
     --tta; again without the faces that repeat a training face, if any. Returns each model's plain accuracy."""
-    views = inference.view_probabilities(models, val.x, batch_size=batch_size)  # each view once, for every column
+    # each view once, for every column
+    views = inference.view_probabilities(models, val.x, batch_size=batch_size,
+                                         progress=view_progress(f"{len(val):,} validation faces", len(models)))
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
         rows.append((f"ensemble of {len(models)}", views))
     if len(models) > 2:  # does each member pull its weight? the ensemble without it, from the same views
         rows += [(f"  without {path}", views[:i] + views[i + 1:]) for i, path in enumerate(paths)]
 
+    width = max(44, *(len(name) for name, _ in rows))  # long paths keep the columns aligned
+
     def table(kept):
-        print(f"{'model':44s}" + "".join(f" {column:>9s}" for column in inference.tta_columns()))
+        print(f"{'model':{width}s}" + "".join(f" {column:>9s}" for column in inference.tta_columns()))
         accuracies = []
         for name, members in rows:
             scores = list(inference.column_accuracies(members, val.y, kept).values())
             accuracies.append(scores[0])
-            print(f"{name:44s}" + "".join(f" {score:9.4f}" for score in scores))
+            print(f"{name:{width}s}" + "".join(f" {score:9.4f}" for score in scores))
         return accuracies[:len(models)]
 
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
@@ -77,28 +83,60 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     return accuracies
 
 
+def view_progress(faces, model_count):
+    """A line after each test-time view: how far, and how long so far (with --tta the models read 6 views)."""
+    started = time.perf_counter()
+
+    def report(done, count, key):
+        zoom, mirrored = key
+        print(f"  {faces}, {model_count} model(s): view {done} of {count} (zoom {zoom:g}"
+              f"{', mirrored' if mirrored else ''}) after {time.perf_counter() - started:.0f} s", flush=True)
+    return report
+
+
 def fit_table(paths, models, train, validation_accuracies, batch_size):
     """Accuracy on the faces each model learned from (no augmentation, no dropout) next to validation:
     a small gap with low training accuracy means the network underfits."""
     print(f"\naccuracy on the {len(train):,} training faces, without augmentation, against validation")
-    print(f"{'model':44s} {'training':>9s} {'validation':>11s} {'gap':>6s}")
+    width = max(44, *(len(str(path)) for path in paths))
+    print(f"{'model':{width}s} {'training':>9s} {'validation':>11s} {'gap':>6s}")
     for path, model, held_out in zip(paths, models, validation_accuracies):
         fit = np.mean(inference.predict_probabilities([model], train.x, batch_size=batch_size).argmax(1) == train.y)
-        print(f"{str(path):44s} {fit:9.4f} {held_out:11.4f} {fit - held_out:6.3f}")
+        print(f"{str(path):{width}s} {fit:9.4f} {held_out:11.4f} {fit - held_out:6.3f}")
 
 
 def main():
     args = parse_args()
     if args.fit and not args.validate:
         raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
+    if not args.test and not args.validate:
+        raise InputError("--test", "required: the faces to predict (or --validate alone, to score the models)")
     paths = args.model or cli.default_models()
-    check_outputs([args.out], inputs=[args.test, args.validate, *paths])
-    test = inference.load_test(args.test)
+    if args.test:
+        check_outputs([args.out], inputs=[args.test, args.validate, *paths])
+    test = inference.load_test(args.test) if args.test else None
     models = [inference.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
     train, val, note = records.load_split(args.validate, paths) if args.validate else (None, None, None)
+    if test is not None:
+        write_predictions(args, models, test)
+    if args.validate:
+        faces = val.x if test is None else np.concatenate([val.x, test.x])
+        repeated = repeats(faces, train.x)  # one pass over the training faces
+        repeated, repeated_test = repeated[:len(val)], repeated[len(val):]
+        validation_accuracies = validation_table(paths, models, val, note, args.validate, args.batch_size, repeated)
+        if test is not None:
+            print(f"\n{np.sum(repeated_test):,} of the {len(test):,} faces of {args.test} repeat a training "
+                  f"face pixel for pixel, against {np.sum(repeated):,} of the {len(val):,} validation faces")
+        if args.fit:
+            fit_table(paths, models, train, validation_accuracies, args.batch_size)
+
+
+def write_predictions(args, models, test):
+    """The submission, and the accuracy when the test file has labels."""
     started = time.perf_counter()
-    probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size)
+    progress = view_progress(f"{len(test):,} faces of {args.test}", len(models)) if args.tta else None
+    probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size, progress)
     labels = probabilities.argmax(1)
     inference.write_submission(args.out, test.ids, labels)
     seconds = time.perf_counter() - started
@@ -108,14 +146,6 @@ def main():
     print(f"predicted classes: {inference.class_counts(labels)}")
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
-    if args.validate:
-        repeated = repeats(np.concatenate([val.x, test.x]), train.x)  # one pass over the training faces
-        repeated, repeated_test = repeated[:len(val)], repeated[len(val):]
-        validation_accuracies = validation_table(paths, models, val, note, args.validate, args.batch_size, repeated)
-        print(f"\n{np.sum(repeated_test):,} of the {len(test):,} faces of {args.test} repeat a training "
-              f"face pixel for pixel, against {np.sum(repeated):,} of the {len(val):,} validation faces")
-        if args.fit:
-            fit_table(paths, models, train, validation_accuracies, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -89,32 +89,36 @@ def with_policy(model, policy, portable=False):
     return rebuilt
 
 
-def predict_probabilities(models, x, tta=None, batch_size=256):
-    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views."""
+def predict_probabilities(models, x, tta=None, batch_size=256, progress=None):
+    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views.
+    progress: called as progress(done, views, key) after each view has been shown to every model."""
     if tta:
         zooms = TTA_ZOOMS[tta]
-        return mean_of_views(view_probabilities(models, x, zooms, batch_size), zooms)
+        return mean_of_views(view_probabilities(models, x, zooms, batch_size, progress), zooms)
     feed = backend.ordered_feed(as_input(x), batch_size=batch_size)
     return np.mean([model.predict(**feed, verbose=0) for model in models], axis=0)
 
 
-def view_probabilities(models, x, zooms=None, batch_size=256):
+def view_probabilities(models, x, zooms=None, batch_size=256, progress=None):
     """Each model's probabilities on each test-time view of x, every view computed once and shown to every model:
-    a list (one per model) of {(zoom, mirrored): probabilities}. zooms: those of every --tta kind by default."""
+    a list (one per model) of {(zoom, mirrored): probabilities}. zooms: those of every --tta kind by default.
+    progress: as for predict_probabilities."""
     zooms = tuple(zooms or dict.fromkeys(zoom for kind in TTA_ZOOMS.values() for zoom in kind))
     keyed = (((zooms[i // 2], i % 2 == 1), view)  # a zoom, then its mirror
              for i, view in enumerate(tta_views(as_input(x), zooms)))
-    return keyed_view_probabilities(models, keyed, batch_size)
+    return keyed_view_probabilities(models, keyed, batch_size, progress, 2 * len(zooms))
 
 
-def keyed_view_probabilities(models, keyed_views, batch_size=256):
+def keyed_view_probabilities(models, keyed_views, batch_size=256, progress=None, count=None):
     """Each model's probabilities on each (key, view) of keyed_views, every view shown to every model once:
-    a list (one per model) of {key: probabilities}."""
+    a list (one per model) of {key: probabilities}; progress(done, count, key) after each view."""
     views = [{} for _ in models]
-    for key, view in keyed_views:
+    for done, (key, view) in enumerate(keyed_views, 1):
         feed = backend.ordered_feed(view, batch_size=batch_size)
         for member, model in zip(views, models):
             member[key] = model.predict(**feed, verbose=0)
+        if progress:
+            progress(done, count, key)
     return views
 
 

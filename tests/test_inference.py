@@ -56,10 +56,16 @@ def test_every_kind_from_shared_views_is_what_predicting_with_that_tta_gives(fac
 def test_each_model_sees_each_view_once(faces):
     x, _ = faces
     counted = [Counted(pixel_model(0)), Counted(pixel_model(1))]
-    views = inference.view_probabilities(counted, x)
+    reported = []  # (done, count, key) and how many predictions had been made when it came
+    views = inference.view_probabilities(
+        counted, x, progress=lambda *step: reported.append((*step, [c.calls for c in counted])))
     zooms = set().union(*TTA_ZOOMS.values())
     assert [c.calls for c in counted] == [2 * len(zooms)] * 2  # each zoom once, and its mirror once
     assert all(set(member) == {(zoom, mirrored) for zoom in zooms for mirrored in (False, True)} for member in views)
+    # a report after each view, once every model has read it
+    assert [(done, count, calls) for done, count, _, calls in reported] == \
+        [(i, 2 * len(zooms), [i, i]) for i in range(1, 2 * len(zooms) + 1)]
+    assert [key for *_, key, _ in reported] == list(views[0])
 
 
 def test_the_columns_name_each_kind_and_score_it(faces):

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import (QUICK, ROOT, read_rows, run_script, submission_accuracy, subprocess_env, synthetic_faces,
+from conftest import (QUICK, ROOT, read_rows, refused, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       kill_after_epochs, write_csv)
 from fer.records import recipe_words
 from fer.resume import backed_up_epochs
@@ -182,7 +182,7 @@ def test_under_jax_the_training_callbacks_let_steps_run_ahead_of_their_hooks(tmp
     assert done.stdout.split() == ["True", "False"]
 
 
-def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tmp_path, capsys):
+def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tmp_path, capsys, monkeypatch):
     import json
 
     out = tmp_path / "sub.csv"
@@ -201,6 +201,17 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     assert abs(plain - best) < 1e-3  # the same faces Keras validated on during training
     assert flipped < plain - 0.1 and zoomed < plain - 0.1  # mirrored synthetic classes: mirrors must hurt here
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
+
+    # --validate alone scores the same and writes nothing; with neither --test nor --validate there is nothing to do
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    monkeypatch.chdir(alone)  # where the default submission.csv would go
+    assert run_script("predict.py", "--model", model, "--validate", synthetic_files["train"]) == 0
+    scored = capsys.readouterr().out
+    assert [line for line in scored.splitlines() if line.startswith(str(model))] == \
+        [line for line in printed.splitlines() if line.startswith(str(model))][:1]
+    assert "wrote" not in scored and list(alone.iterdir()) == []
+    assert refused(capsys, "predict.py", "--model", model).startswith("error: --test: required")
 
 
 def test_predict_validate_scores_the_ensemble_without_each_member(trained, synthetic_files, tmp_path, capsys):
