@@ -135,7 +135,8 @@ TTA_COLUMNS = inference.tta_columns(mark_default=True)  # the card's columns: pr
 
 def ensemble_scores(members, faces, split):
     """Validation accuracy of the members averaged, as predict.py averages them, plain and with each TTA."""
-    views = inference.view_probabilities([inference.load_model(path) for path in members], faces.x)
+    progress = inference.view_progress(f"{len(faces):,} validation faces", len(members))
+    views = inference.view_probabilities([inference.load_model(path) for path in members], faces.x, progress=progress)
     return dict(members=[path.name for path in members], faces=len(faces), split=split,
                 **inference.column_accuracies(views, faces.y, mark_default=True))
 

@@ -54,8 +54,8 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     """Accuracy on the held-out split of each model and of all of them averaged, plain and with each
     --tta; again without the faces that repeat a training face, if any. Returns each model's plain accuracy."""
     # each view once, for every column
-    views = inference.view_probabilities(models, val.x, batch_size=batch_size,
-                                         progress=view_progress(f"{len(val):,} validation faces", len(models)))
+    progress = inference.view_progress(f"{len(val):,} validation faces", len(models))
+    views = inference.view_probabilities(models, val.x, batch_size=batch_size, progress=progress)
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
         rows.append((f"ensemble of {len(models)}", views))
@@ -81,17 +81,6 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
               "repeat one pixel for pixel)")
         table(~repeated)
     return accuracies
-
-
-def view_progress(faces, model_count):
-    """A line after each test-time view: how far, and how long so far (with --tta the models read 6 views)."""
-    started = time.perf_counter()
-
-    def report(done, count, key):
-        zoom, mirrored = key
-        print(f"  {faces}, {model_count} model(s): view {done} of {count} (zoom {zoom:g}"
-              f"{', mirrored' if mirrored else ''}) after {time.perf_counter() - started:.0f} s", flush=True)
-    return report
 
 
 def fit_table(paths, models, train, validation_accuracies, batch_size):
@@ -135,7 +124,7 @@ def main():
 def write_predictions(args, models, test):
     """The submission, and the accuracy when the test file has labels."""
     started = time.perf_counter()
-    progress = view_progress(f"{len(test):,} faces of {args.test}", len(models)) if args.tta else None
+    progress = inference.view_progress(f"{len(test):,} faces of {args.test}", len(models)) if args.tta else None
     probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size, progress)
     labels = probabilities.argmax(1)
     inference.write_submission(args.out, test.ids, labels)

@@ -1,6 +1,7 @@
 """Using trained models: loading them (in float32), predicting with ensembles and test-time augmentation,
 and the Kaggle submission."""
 import io
+import time
 from pathlib import Path
 
 import keras
@@ -107,6 +108,17 @@ def view_probabilities(models, x, zooms=None, batch_size=256, progress=None):
     keyed = (((zooms[i // 2], i % 2 == 1), view)  # a zoom, then its mirror
              for i, view in enumerate(tta_views(as_input(x), zooms)))
     return keyed_view_probabilities(models, keyed, batch_size, progress, 2 * len(zooms))
+
+
+def view_progress(faces, model_count):
+    """A line after each test-time view: how far, and how long so far (a progress for view_probabilities)."""
+    started = time.perf_counter()
+
+    def report(done, count, key):
+        zoom, mirrored = key
+        print(f"  {faces}, {model_count} model(s): view {done} of {count} (zoom {zoom:g}"
+              f"{', mirrored' if mirrored else ''}) after {time.perf_counter() - started:.0f} s", flush=True)
+    return report
 
 
 def keyed_view_probabilities(models, keyed_views, batch_size=256, progress=None, count=None):
