@@ -53,8 +53,8 @@ def parse_args():
 def validation_table(paths, models, val, note, data_path, batch_size, repeated):
     """Accuracy on the held-out split of each model and of all of them averaged, plain and with each
     --tta; again without the faces that repeat a training face, if any. Returns each model's plain accuracy."""
-    # each view once, for every column
     progress = inference.view_progress(f"{len(val):,} validation faces", len(models))
+    # each view once, for every column
     views = inference.view_probabilities(models, val.x, batch_size=batch_size, progress=progress)
     rows = [(str(path), [model_views]) for path, model_views in zip(paths, views)]
     if len(models) > 1:
