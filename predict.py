@@ -38,7 +38,7 @@ def parse_args():
                         help=f"a trained model; repeat to ensemble (default {cli.ENSEMBLE_WORDS})")
     parser.add_argument("--test", metavar="CSV", help="test.csv (id,feature), or a labeled file (required unless "
                         "--validate: then the submission is left out)")
-    parser.add_argument("--out", default="submission.csv", metavar="CSV", help="(default submission.csv)")
+    parser.add_argument("--out", metavar="CSV", help="with --test (default submission.csv)")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
                              "each mirrored) or flip (2 views)")
@@ -100,15 +100,19 @@ def main():
         raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
     if not args.test and not args.validate:
         raise InputError("--test", "required: the faces to predict (or --validate alone, to score the models)")
+    for flag, given in (("--out", args.out), ("--tta", args.tta)):
+        if given and not args.test:  # --validate scores every --tta kind; only a submission needs one
+            raise InputError(flag, "needs --test: it applies to the submission, and --validate alone writes none")
     paths = args.model or cli.default_models()
+    out = args.out or "submission.csv"
     if args.test:
-        check_outputs([args.out], inputs=[args.test, args.validate, *paths])
+        check_outputs([out], inputs=[args.test, args.validate, *paths])
     test = inference.load_test(args.test) if args.test else None
     models = [inference.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
     train, val, note = records.load_split(args.validate, paths) if args.validate else (None, None, None)
     if test is not None:
-        write_predictions(args, models, test)
+        write_predictions(args, out, models, test)
     if args.validate:
         faces = val.x if test is None else np.concatenate([val.x, test.x])
         repeated = repeats(faces, train.x)  # one pass over the training faces
@@ -121,16 +125,16 @@ def main():
             fit_table(paths, models, train, validation_accuracies, args.batch_size)
 
 
-def write_predictions(args, models, test):
+def write_predictions(args, out, models, test):
     """The submission, and the accuracy when the test file has labels."""
     started = time.perf_counter()
     progress = inference.view_progress(f"{len(test):,} faces of {args.test}", len(models)) if args.tta else None
     probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size, progress)
     labels = probabilities.argmax(1)
-    inference.write_submission(args.out, test.ids, labels)
+    inference.write_submission(out, test.ids, labels)
     seconds = time.perf_counter() - started
     views = f" with {args.tta} TTA" if args.tta else ""
-    print(f"wrote {args.out}: {len(labels):,} rows from {len(models)} model(s){views}"
+    print(f"wrote {out}: {len(labels):,} rows from {len(models)} model(s){views}"
           f" in {seconds:.1f} s")
     print(f"predicted classes: {inference.class_counts(labels)}")
     if test.y is not None:

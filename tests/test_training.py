@@ -212,6 +212,9 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
         [line for line in printed.splitlines() if line.startswith(str(model))][:1]
     assert "wrote" not in scored and list(alone.iterdir()) == []
     assert refused(capsys, "predict.py", "--model", model).startswith("error: --test: required")
+    for flag in (["--out", "sub.csv"], ["--tta"]):  # they shape a submission, and there is none to shape
+        line = refused(capsys, "predict.py", "--model", model, "--validate", synthetic_files["train"], *flag)
+        assert line.startswith(f"error: {flag[0]}: needs --test")
 
 
 def test_predict_validate_scores_the_ensemble_without_each_member(trained, synthetic_files, tmp_path, capsys):
