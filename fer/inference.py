@@ -92,7 +92,7 @@ def with_policy(model, policy, portable=False):
 
 def predict_probabilities(models, x, tta=None, batch_size=256, progress=None):
     """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views.
-    progress: called as progress(done, views, key) after each view has been shown to every model."""
+    progress: called as progress(done, count, key) after each of the count views has been shown to every model."""
     if tta:
         zooms = TTA_ZOOMS[tta]
         return mean_of_views(view_probabilities(models, x, zooms, batch_size, progress), zooms)
