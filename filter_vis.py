@@ -132,7 +132,7 @@ def main():
     check_folder(args.out)  # before any work: a run must not fail at its end
     args.model = args.model or cli.default_model()
     model = inference.load_model(args.model)
-    other = inference.load_model(args.compare) if args.compare else None
+    other = inference.load_model(args.compare, "--compare") if args.compare else None
     for path, m in ((args.model, model), (args.compare, other)):
         if m is not None and not conv_activations(m):
             raise InputError(path, "has no convolution layers (a DNN?): there are no filters to show")

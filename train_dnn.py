@@ -36,7 +36,7 @@ def main():
     settings = resolve(args, network=False)
     paths = records.output_paths(args.model, args.figures, args.submission)
     check_outputs(records.run_files(paths, submission=args.test), inputs=[args.train, args.test, args.match])
-    target = args.params or trainable_parameters(inference.load_model(args.match))
+    target = args.params or trainable_parameters(inference.load_model(args.match, "--match"))
     if args.depth < 1 or target < 100:
         raise InputError("--depth/--params", "need at least one hidden layer and a target of 100+ parameters")
     test = inference.load_test(args.test) if args.test else None

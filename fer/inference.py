@@ -18,19 +18,20 @@ from .errors import InputError
 TRAINING_ONLY = {RandomAffine.__name__, RandomErasing.__name__}
 
 
-def model_file(path):
-    """`path` as a Path when a model file is there to read, or raise InputError."""
+def model_file(path, flag="--model"):
+    """`path` as a Path when a model file is there to read, or raise InputError naming the flag that gave it."""
     path = Path(path)
     if not path.exists():
-        raise InputError(path, "no such model file (train one with train_cnn.py, or pass --model)")
+        raise InputError(path, f"no such model file (train one with train_cnn.py, or pass {flag})")
     if not path.is_file():
         raise InputError(path, "is not a file (a .keras model is one zip file)")
     return path
 
 
-def load_model(path):
-    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError."""
-    path = model_file(path)
+def load_model(path, flag="--model"):
+    """Load a saved .keras model that takes 48x48x1 raw pixels, or raise InputError (`flag`: the option that
+    named it, for the hint when it is missing)."""
+    path = model_file(path, flag)
     try:
         # TensorFlow's oneDNN logs an E0000 line from C++ when it builds float16 weights (the shipped model's)
         # on a CPU without AVX-512 fp16, then runs them correctly: noise on the scripts' one-line stderr.

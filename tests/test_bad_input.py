@@ -97,6 +97,14 @@ def test_missing_and_broken_models_refused(in_tmp, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"error: {model}: {words}") and err.count("\n") == 1
     assert not (in_tmp / "submission.csv").exists()
+    # a model named by another flag: the hint names that flag, not --model
+    (in_tmp / "train.csv").write_text(csv_text(x, [0, 1]))
+    for script, flags, flag in (("train_dnn.py", ["--train", "train.csv", "--model", "dnn.keras"], "--match"),
+                                ("filter_vis.py", ["--out", "filters"], "--compare")):
+        assert run_script(script, *flags, flag, "absent.keras") == 2
+        assert capsys.readouterr().err.endswith(f"error: absent.keras: no such model file "
+                                                f"(train one with train_cnn.py, or pass {flag})\n")
+    assert not (in_tmp / "dnn.keras").exists() and not (in_tmp / "filters").exists()
 
 
 def test_training_on_a_test_file_is_refused(in_tmp, capsys):
