@@ -35,7 +35,8 @@ def check_folder(folder):
             raise InputError(existing, "is a broken link, not a folder")
         existing = existing.parent
     if not existing.is_dir():
-        raise InputError(existing, f"is a file, so {folder} cannot be a folder")
+        what = "is a file, not a folder" if existing.is_file() else "exists and is not a folder"
+        raise InputError(existing, what if existing == folder else f"{what}, so {folder} cannot be made")
     if str(existing.resolve()).startswith(("/proc", "/sys", "/dev")):
         raise InputError(folder, "is in a kernel file system (/proc, /sys or /dev), not a place for outputs")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -61,7 +61,8 @@ def test_special_files_folders_and_impossible_places_are_refused(model_copy, syn
     (tmp_path / "folder.csv").mkdir()
     assert "not a regular file" in refused(capsys, "predict.py", *args, "--out", tmp_path / "folder.csv")
     (tmp_path / "plain").write_text("a file")
-    assert "is a file" in refused(capsys, "predict.py", *args, "--out", tmp_path / "plain" / "sub.csv")
+    assert refused(capsys, "predict.py", *args, "--out", tmp_path / "plain" / "sub" / "x.csv") == \
+        f"error: {tmp_path / 'plain'}: is a file, not a folder, so {tmp_path / 'plain' / 'sub'} cannot be made"
     assert "kernel file system" in refused(capsys, "predict.py", *args, "--out", "/proc/fer/sub.csv")
     assert (tmp_path / "plain").read_text() == "a file"
 
@@ -72,7 +73,9 @@ def test_a_figures_folder_that_is_a_file_is_refused_before_training(synthetic_fi
                    tmp_path / "cnn.keras", "--figures", tmp_path / "figures")
     assert "is a file" in line and not (tmp_path / "cnn.keras").exists()
     line = refused(capsys, "confusion.py", "--data", synthetic_files["train"], "--out", tmp_path / "figures")
-    assert "is a file" in line
+    assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
+    line = refused(capsys, "confusion.py", "--data", synthetic_files["train"], "--out", "/dev/null")
+    assert line == "error: /dev/null: exists and is not a folder"
 
 
 def test_a_model_path_that_is_a_folder_is_refused(synthetic_files, tmp_path, capsys):
