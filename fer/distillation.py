@@ -2,14 +2,13 @@
 validation honest."""
 import hashlib
 import time
-from pathlib import Path
 
 import numpy as np
 
 from . import CLASSES, IMAGE_SIZE
 from .data import as_input, cache_dir, load_faces, repeats, write_cache_entry
 from .errors import InputError
-from .inference import load_model, predict_probabilities
+from .inference import load_model, model_file, predict_probabilities
 from .reading import file_digest
 from .records import recorded_split, summary_path
 
@@ -89,8 +88,7 @@ def unlabeled_faces(paths, x_val):
 
 def check_held_out(path, split, flag):
     """Refuse a model (given with `flag`) whose summary does not show it held out this run's validation faces."""
-    if not Path(path).exists():
-        raise InputError(path, f"no such model file (a {flag} must be a trained .keras model)")
+    model_file(path, flag)  # there, and a file
     if split["val_rows"] == 0:
         return  # a final fit: no face is held out, so no model can have trained on one
     fraction, seed, recorded = recorded_split(path, split["digest"])

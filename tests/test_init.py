@@ -34,7 +34,8 @@ def test_a_run_started_from_a_trained_model_begins_where_that_model_left_off(tra
     assert np.mean(ours.argmax(1) == theirs.argmax(1)) >= 0.95 and np.abs(ours - theirs).mean() < 0.1
 
 
-@pytest.mark.parametrize("case", ["other width", "other split seed", "no summary", "missing", "is the output"])
+@pytest.mark.parametrize("case", ["other width", "other split seed", "no summary", "missing", "a folder",
+                                  "is the output"])
 def test_a_model_that_cannot_be_started_from_is_refused_before_training(trained, synthetic_files, tmp_path, capsys,
                                                                         case):
     init, args, out = trained / "cnn.keras", [], tmp_path / "warm.keras"
@@ -47,6 +48,9 @@ def test_a_model_that_cannot_be_started_from_is_refused_before_training(trained,
         shutil.copyfile(trained / "cnn.keras", init)
     elif case == "missing":
         init = tmp_path / "none.keras"
+    elif case == "a folder":
+        init = tmp_path / "folder.keras"
+        init.mkdir()
     elif case == "is the output":
         init = out = tmp_path / "copy.keras"
         shutil.copyfile(trained / "cnn.keras", init)
@@ -54,7 +58,8 @@ def test_a_model_that_cannot_be_started_from_is_refused_before_training(trained,
                    "--model", out, "--figures", tmp_path / "figures", inputs=[init])
     assert line.startswith(f"error: {init}")
     assert {"other width": "its layers differ from this run's", "other split seed": "split seed 0",
-            "no summary": "summary JSON", "missing": "no such model", "is the output": "is also an input"}[case] in line
+            "no summary": "summary JSON", "missing": "no such model", "a folder": "is not a file",
+            "is the output": "is also an input"}[case] in line
     assert not (tmp_path / "figures").exists() and (case == "is the output" or not out.exists())
 
 
