@@ -21,7 +21,9 @@ labels; it mixes labels, so it feeds fit() instead of living in the model.
 (flips stay): trained only on warped faces, a network is tuned to a harder task
 than the faces it is tested on, and a few clean epochs at a low learning rate
 tune it to them. The price: it unlearns some of the invariance to zooms that
-the zoom views of test-time augmentation rely on.
+the zoom views of test-time augmentation rely on. With `views`, the tail trains
+on those views instead (each face zoomed as --tta zooms it, mirrored half the
+time), so it keeps that invariance.
 
 `tta_views` is the deterministic side: each face as it is, mirrored, and
 zoomed with the same warp, for averaging predictions (test-time augmentation).
@@ -38,14 +40,16 @@ from .backend import ShuffledBatches
 
 class ScheduledAugmentation(keras.layers.Layer):
     """A training-only augmentation layer with a strength: how much of it a training step applies, 1 = all,
-    0 = none (CleanTail sets it). A variable, so that the compiled step reads it under every backend; the run's
-    schedule, not part of the model, so files hold none of it."""
+    0 = none (CleanTail sets it), and `views`: 1 while a clean tail trains on --tta's views. Variables, so that the
+    compiled step reads them under every backend; the run's schedule, not part of the model, so files hold none
+    of it."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("dtype", "float32")  # resampling and masks stay in float32 under mixed precision
         super().__init__(**kwargs)
         self.strength = self.add_weight(shape=(), initializer="ones", trainable=False, name="strength",
                                         dtype="float32")
+        self.views = self.add_weight(shape=(), initializer="zeros", trainable=False, name="views", dtype="float32")
 
     def save_own_variables(self, store):
         pass
@@ -57,22 +61,25 @@ class ScheduledAugmentation(keras.layers.Layer):
 class CleanTail(keras.callbacks.Callback):
     """The last `tail` of a run trains on the faces as they are: from the first epoch whose middle lies past
     1 - tail of the run, every augmentation layer's strength is 0. `progress(epoch)`: the share of the run done
-    at that epoch's middle (ClockSchedule's, in a run timed to the clock)."""
+    at that epoch's middle (ClockSchedule's, in a run timed to the clock). views: the tail's faces are --tta's
+    views, each face zoomed by one of TTA_ZOOMS["zoom"] drawn at random, instead of the faces as they are."""
 
-    def __init__(self, tail, progress):
+    def __init__(self, tail, progress, views=False):
         super().__init__()
-        self.tail, self.progress = tail, progress
+        self.tail, self.progress, self.views = tail, progress, views
         self.clean = False
 
     def on_epoch_begin(self, epoch, logs=None):
         clean = self.progress(epoch) >= 1 - self.tail
         if clean and not self.clean:
-            print(f"epoch {epoch + 1}: the clean tail begins, no warps or erasing from here on (flips stay)",
+            faces = "--tta's zoom views" if self.views else "no warps"
+            print(f"epoch {epoch + 1}: the clean tail begins, {faces} and no erasing from here on (flips stay)",
                   flush=True)
         self.clean = clean
         for layer in self.model.layers:
             if isinstance(layer, ScheduledAugmentation):
                 layer.strength.assign(0.0 if clean else 1.0)
+                layer.views.assign(1.0 if clean and self.views else 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # the history's "clean" column, which the history figure shades
@@ -104,13 +111,17 @@ class RandomAffine(ScheduledAugmentation):
         size = float(IMAGE_SIZE)
         k = ops.cast(self.strength, "float32")  # 0 in a clean tail: the identity, flips aside
         flip = ops.where(uniform(0, 1) < 0.5, -1.0, 1.0) if self.flip else ops.ones((batch,))
+        # In a tail on --tta's views: one of its zooms per face, the same on both axes, as tta_views zooms.
+        zooms = ops.convert_to_tensor(TTA_ZOOMS["zoom"], "float32")
+        pick = ops.minimum(ops.cast(uniform(0, len(TTA_ZOOMS["zoom"])), "int32"), len(TTA_ZOOMS["zoom"]) - 1)
+        view_zoom = ops.cast(self.views, "float32") * (ops.take(zooms, pick) - 1.0)
         return {
             "angle": k * uniform(-self.rotation * deg, self.rotation * deg),
             "shear": k * uniform(-self.shear * deg, self.shear * deg),
             "tx": k * uniform(-self.shift * size, self.shift * size),
             "ty": k * uniform(-self.shift * size, self.shift * size),
-            "zx": 1.0 + k * (uniform(*self.zoom) - 1.0),
-            "zy": 1.0 + k * (uniform(*self.zoom) - 1.0),
+            "zx": 1.0 + k * (uniform(*self.zoom) - 1.0) + view_zoom,
+            "zy": 1.0 + k * (uniform(*self.zoom) - 1.0) + view_zoom,
             "flip": flip,
         }
 

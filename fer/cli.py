@@ -144,6 +144,9 @@ def add_run_flags(parser, variants=False):
     run.add_argument("--clean-tail", type=number(float, 0, 1, below=True), metavar="SHARE",
                      help="train the last SHARE of the run on the faces as they are: no warps or erasing, flips "
                           "stay (0 = off, the default); better plain predictions, less gain from --tta's zooms")
+    run.add_argument("--tail-views", action="store_true", default=None,
+                     help="in the clean tail, train on --tta's views instead: each face zoomed by 1, 0.85 or 1.15 "
+                          "at random, so the zooms of --tta keep their gain")
     run.add_argument("--mixup", type=number(float, 0), metavar="ALPHA",
                      help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
                           "batch (0 = off, the default; 0.2 is the usual setting)")

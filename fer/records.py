@@ -181,7 +181,8 @@ def augmentation_words(settings):
     if settings.get("erase"):
         words.append(f"erasing {settings['erase']}")
     if settings.get("clean_tail"):
-        words.append(f"clean tail {settings['clean_tail']}")
+        views = " on --tta's views" if settings.get("tail_views") else ""
+        words.append(f"clean tail {settings['clean_tail']}{views}")
     if settings.get("mixup"):
         words.append(f"mixup {settings['mixup']}")
     if settings.get("ema"):

@@ -30,7 +30,8 @@ PRESETS = {
 
 DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
                 warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0, ema=0.0,
-                clean_tail=0.0, minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
+                clean_tail=0.0, tail_views=False, minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None,
+                teacher_tta=None)
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 
@@ -65,6 +66,9 @@ def resolve(args, network=True, timed=False):
         del chosen["width"]
     if chosen["clean_tail"] and chosen["augment"] != "affine" and not chosen["erase"]:
         raise InputError("--clean-tail", "turns off the in-model warps and erasing, and this run has neither")
+    if chosen["tail_views"] and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
+        raise InputError("--tail-views", "needs a clean tail of the in-model warps: give --clean-tail SHARE "
+                                         "(and --augment affine)")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
     if chosen["teachers"] and flags.get("distill") is None:

@@ -184,7 +184,8 @@ def _fit(model, data, settings, paths, fresh, budget):
     if settings.get("clean_tail"):
         # after the schedule, whose progress it reads in a timed run
         progress = (lambda epoch: schedule.progress) if budget else (lambda epoch: (epoch + 0.5) / settings["epochs"])
-        callbacks.insert(1 if budget else 0, CleanTail(settings["clean_tail"], progress))
+        callbacks.insert(1 if budget else 0, CleanTail(settings["clean_tail"], progress,
+                                                           views=settings.get("tail_views", False)))
     verbose = 1 if sys.stdout.isatty() else 2
     validation = backend.validation_feed(data["x_val"], data["y_val"]) if len(data["x_val"]) else {}
     started = time.perf_counter()

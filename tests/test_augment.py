@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fer.augment import CleanTail, MixupBatches, RandomAffine, RandomErasing, tta_views
+from fer.augment import TTA_ZOOMS, CleanTail, MixupBatches, RandomAffine, RandomErasing, tta_views
 
 
 def dot_image(row, col, size=48):
@@ -165,6 +165,25 @@ def test_at_strength_zero_each_face_comes_out_as_it_is_or_mirrored():
     mirrored = [np.allclose(o, i[:, ::-1], atol=1e-3) for o, i in zip(out, images)]
     assert all(a or m for a, m in zip(as_is, mirrored))
     assert 16 < sum(mirrored) < 48  # flips stay: about half
+
+
+def test_a_tail_on_the_views_gives_each_face_as_one_of_the_tta_views():
+    """views = 1 at strength 0 (--tail-views): each face comes out zoomed as tta_views zooms it, by 1, 0.85 or
+    1.15, mirrored or not, and each zoom is drawn for a fair share of the faces."""
+    images = np.random.default_rng(5).uniform(0, 255, (96, 48, 48, 1)).astype("float32")
+    warp = RandomAffine(seed=6)
+    warp.strength.assign(0.0)
+    warp.views.assign(1.0)
+    out = np.asarray(warp(images, training=True))
+    views = list(tta_views(images, TTA_ZOOMS["zoom"]))  # zoom 1, its mirror, 0.85, its mirror, 1.15, its mirror
+    matches = [[k for k, view in enumerate(views) if np.allclose(o, view[i], atol=1e-2)] for i, o in enumerate(out)]
+    assert all(len(m) == 1 for m in matches)
+    picked = [m[0] for m in matches]
+    assert all(20 < sum(k // 2 == z for k in picked) < 44 for z in range(3))  # a third each, about
+    assert 30 < sum(k % 2 for k in picked) < 66  # mirrored: about half
+    warp.views.assign(0.0)
+    out = np.asarray(warp(images, training=True))  # back to the clean tail: as it is or mirrored, no zoom
+    assert all(np.allclose(o, i, atol=1e-3) or np.allclose(o, i[:, ::-1], atol=1e-3) for o, i in zip(out, images))
 
 
 def test_the_strength_is_not_saved_so_files_stay_as_they_were(tmp_path):

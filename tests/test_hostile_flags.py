@@ -34,6 +34,7 @@ SAMPLE = ROOT / "data" / "sample" / "train.csv.xz"
     (["--clean-tail", "1"], "--clean-tail: must be at least 0 and below 1, got 1.0"),
     (["--clean-tail", "0.2", "--no-augment"],
      "--clean-tail: turns off the in-model warps and erasing, and this run has neither"),
+    (["--tail-views"], "--tail-views: needs a clean tail of the in-model warps: give --clean-tail SHARE"),
 ])
 def test_training_flags_out_of_range(flags, words, tmp_path, capsys):
     args = ["--train", SAMPLE, *QUICK, *flags, "--model", tmp_path / "cnn.keras", "--figures", tmp_path]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import (QUICK, ROOT, read_rows, refused, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       kill_after_epochs, write_csv)
-from fer.records import recipe_words
+from fer.records import augmentation_words, recipe_words
 from fer.resume import backed_up_epochs
 
 
@@ -19,6 +19,14 @@ def test_a_clean_tail_is_recorded_epoch_by_epoch_and_in_the_recipe(synthetic_fil
     assert [float(r["clean"]) for r in read_rows(tmp_path / "cnn_history.csv")] == [0, 0, 1, 1]
     summary = json.loads((tmp_path / "cnn_summary.json").read_text())
     assert summary["settings"]["clean_tail"] == 0.5 and "clean tail 0.5" in recipe_words(summary)
+
+
+
+def test_a_tail_on_the_views_is_named_in_the_recipe():
+    settings = dict(augment="affine", augment_scale=0.75, erase=0.25, clean_tail=0.15)
+    assert augmentation_words(settings) == "affine x0.75, erasing 0.25, clean tail 0.15"
+    assert augmentation_words({**settings, "tail_views": True}) == \
+        "affine x0.75, erasing 0.25, clean tail 0.15 on --tta's views"
 
 
 def test_cnn_learns_the_synthetic_signal(trained):
