@@ -20,6 +20,8 @@
 # few percent of a large GPU, so several at once train more images a second in all than one alone. Their images/s
 # are shares, not a recipe's speed; each process starts, measures and compiles while the others do: minutes.
 # SEED: the default recipe's seed (0), so that a second call adds a new model rather than the same one again.
+# TRAIN_ARGS empty skips the default recipe alone (step 1) and the steps that need its model, so that the
+# SIDE_BY_SIDE runs get the whole budget (name the default among them to compare with it).
 # Each training resumes where a killed call left it: run the same command again on the same machine.
 # What comes back goes to $OUT (default gpu_out/): gpu.log with every figure, and one NAME.tar per trained
 # model holding NAME.keras exported with float16 weights and no optimizer state (8 MB at the default 1.5x, 14 MB
@@ -41,7 +43,7 @@ DATA=${DATA:-$( [ -f data/train.npz.xz ] && echo data/train.npz.xz || echo data/
 OUT=${OUT:-gpu_out}
 MODELS=${MODELS:-models}              # checkpoints and resume backups stay here, on the machine
 BUDGET_S=${BUDGET_S:-540}            # stop starting work after this many seconds (one call has 600)
-TRAIN_ARGS=${TRAIN_ARGS:---preset gpu}
+TRAIN_ARGS=${TRAIN_ARGS---preset gpu}                                  # empty: skip the default recipe
 CANDIDATE_ARGS=${CANDIDATE_ARGS-$TRAIN_ARGS --epochs 200}                # empty: skip the candidate
 RESNET_ARGS=${RESNET_ARGS-$TRAIN_ARGS --arch resnet}                      # empty: skip the resnet
 FINAL_ARGS=${FINAL_ARGS-$TRAIN_ARGS --val-fraction 0}                     # empty: skip the final fit
@@ -83,7 +85,9 @@ train() {
 bring_back() {
     local name=$1 tmp
     tmp=$(mktemp -d)
-    "$PYTHON" export_model.py "$MODELS/$name.keras" --out "$tmp/$name.keras" --half >> "$LOG" 2>&1 &&
+    # on the CPU: exports run at once, and each backend would take most of the GPU's memory for itself
+    JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES="" \
+        "$PYTHON" export_model.py "$MODELS/$name.keras" --out "$tmp/$name.keras" --half >> "$LOG" 2>&1 &&
         tar -cf "$OUT/$name.tar.tmp" -C "$tmp" "$name.keras" "${name}_summary.json" "${name}_history.csv" &&
         mv "$OUT/$name.tar.tmp" "$OUT/$name.tar"
     rm -rf "$tmp"
@@ -121,7 +125,7 @@ side_by_side() {
 }
 
 say "device: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'), backend $KERAS_BACKEND"
-if train cnn_gpu "$SEED"; then
+if [ -n "$TRAIN_ARGS" ] && train cnn_gpu "$SEED"; then
     "$PYTHON" bench/speed.py --reuse --data "$DATA" --model "$MODELS/cnn_gpu.keras" 2>&1 | tee -a "$LOG"
     bring_back cnn_gpu
 fi

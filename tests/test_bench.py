@@ -57,7 +57,7 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
     out, models = tmp_path / "out", tmp_path / "models"
     started = time.time()
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
-                         BUDGET_S="800", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
+                         BUDGET_S="800", SEED="3", TRAIN_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16",
                          CANDIDATE_ARGS="--preset smoke --epochs 1 --width 0.5 --batch-size 16",
                          RESNET_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --arch resnet",
                          FINAL_ARGS="--preset smoke --epochs 1 --width 0.25 --batch-size 16 --val-fraction 0",
@@ -81,6 +81,7 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
         assert exported.stat().st_size < 0.4 * checkpoint.stat().st_size  # no optimizer moments, float16
         summary = json.loads((tmp_path / "back" / f"{name}_summary.json").read_text())
         assert summary["epochs"] == 1 and summary["weights"] == "float16"
+        assert summary["settings"]["seed"] == {"cnn_gpu": 3, "cnn_gpu_s1": 1}.get(name, 0)  # SEED: the default's
         assert (summary["split"]["val_rows"] == 0) == (name == "cnn_final")
         assert (tmp_path / "back" / f"{name}_history.csv").exists()
     written = [p for folder in ["models", "figures"] for pattern in ["cnn_gpu.*", "cnn_gpu_*"]
@@ -89,26 +90,26 @@ def test_gpu_script_trains_measures_and_brings_back_exported_models(tmp_path):
 
 
 def test_gpu_script_trains_side_by_side_runs_in_place_of_the_later_steps(tmp_path):
-    """SIDE_BY_SIDE: after the default recipe (its seed from SEED), the listed runs train at once with their own
-    arguments (timed to the budget's end unless given --epochs), in place of the candidate, second seed, resnet
-    and final fit; each comes back, and the ensemble of those that held out faces is scored. PIPELINE_ARGS empty
-    skips the pipeline."""
+    """SIDE_BY_SIDE: the listed runs train at once with their own arguments (timed to the budget's end unless
+    given --epochs), in place of the candidate, second seed, resnet and final fit; each comes back, and the
+    ensemble of those that held out faces is scored. TRAIN_ARGS empty skips the default recipe alone, and
+    PIPELINE_ARGS empty the pipeline."""
     x, y = synthetic_faces(96)
     np.savez(tmp_path / "faces.npz", x=x, y=y)
     out, models = tmp_path / "out", tmp_path / "models"
     tiny = "--preset smoke --width 0.25 --batch-size 16 --epochs 1"
     env = subprocess_env(DATA=str(tmp_path / "faces.npz"), OUT=str(out), MODELS=str(models), PYTHON=sys.executable,
-                         BUDGET_S="800", TRAIN_ARGS=tiny, PIPELINE_ARGS="", SEED="3",
-                         SIDE_BY_SIDE=f"side:{tiny} --arch resnet --seed 5;all:{tiny} --val-fraction 0")
+                         BUDGET_S="800", TRAIN_ARGS="", PIPELINE_ARGS="",
+                         SIDE_BY_SIDE=f"side:{tiny} --arch resnet --seed 5;plain:{tiny};all:{tiny} --val-fraction 0")
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "gpu.log").read_text()
-    assert "pipeline overhead" not in log and "side by side with 1 others" in log
+    assert "pipeline overhead" not in log and "train cnn_gpu" not in log and "side by side with 2 others" in log
     assert "ensemble of 2" in log and "models/all.keras" not in log.split("validation: each model")[1]
-    assert sorted(p.name for p in out.iterdir()) == ["all.tar", "cnn_gpu.tar", "gpu.log", "side.tar"]
-    summaries = {name: json.loads((models / f"{name}_summary.json").read_text()) for name in ["cnn_gpu", "side", "all"]}
-    assert summaries["cnn_gpu"]["settings"]["seed"] == 3 and summaries["cnn_gpu"]["architecture"] == "vgg"
+    assert sorted(p.name for p in out.iterdir()) == ["all.tar", "gpu.log", "plain.tar", "side.tar"]
+    summaries = {name: json.loads((models / f"{name}_summary.json").read_text()) for name in ["side", "plain", "all"]}
+    assert summaries["plain"]["settings"]["seed"] == 0 and summaries["plain"]["architecture"] == "vgg"
     assert summaries["side"]["architecture"] == "resnet" and summaries["side"]["settings"]["seed"] == 5
     assert summaries["all"]["split"]["val_rows"] == 0 and summaries["all"]["settings"]["seed"] == 0
     assert all(s["epochs"] == 1 and s["settings"]["minutes"] is None for s in summaries.values())
