@@ -9,7 +9,8 @@ winner: the subset chosen on half A is scored on half B, the one chosen on half 
 reference ensemble (the first --reference candidates, by default all of them) on the same half. Their mean gain
 says whether choosing members beats keeping the reference. The same two-half test then asks whether the reference
 gains from weighting its members (the best of random weightings) or from shifting its classes' scores (a per-class
-offset to the log-probabilities, as a prior correction would add). Ends with one JSON line.
+offset to the log-probabilities, as a prior correction would add). With --max-mb, only subsets whose files
+fit in that many megabytes are chosen or listed (the shipped default's limit: 40). Ends with one JSON line.
 
     python bench/ensemble.py --data ../shared/fer2013/train.npz.xz --reference 5 \\
         --model models/pretrained/cnn.keras --model models/pretrained/cnn_2.keras ... --model models/new.keras
@@ -48,6 +49,8 @@ def parse_args():
     parser.add_argument("--show", type=cli.POSITIVE_INT, default=10, help="subsets to list, best on half A (10)")
     parser.add_argument("--cache", metavar="DIR", help="keep each model's probabilities here, keyed by the "
                                                        "model file's and the validation faces' contents")
+    parser.add_argument("--max-mb", type=cli.number(float, 0, above=True), metavar="MB",
+                        help="choose only among subsets whose model files total at most MB megabytes (10^6 bytes)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which random half is half A")
     parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     args = parser.parse_args()
@@ -104,9 +107,15 @@ def score_subsets(means, y, half_a):
     return scores
 
 
-def chosen(scores, by, half):
-    """The subset best on one half (0: A, 1: B) in column `by`; ties go to fewer members, then earlier ones."""
-    return max(scores, key=lambda subset: (scores[subset][by][half], -len(subset), [-i for i in subset]))
+def within(sizes, max_mb):
+    """Whether a subset's files (sizes in bytes) total at most max_mb megabytes; any subset without a cap."""
+    return lambda subset: max_mb is None or sum(sizes[i] for i in subset) <= max_mb * 1e6
+
+
+def chosen(scores, by, half, fits=within([], None)):
+    """The subset best on one half (0: A, 1: B) in column `by` among those that fit; ties go to fewer members,
+    then earlier ones."""
+    return max(filter(fits, scores), key=lambda subset: (scores[subset][by][half], -len(subset), [-i for i in subset]))
 
 
 def accuracy(p, y, rows):
@@ -162,10 +171,16 @@ def names(paths, subset):
 
 
 def main():
-    from fer import records
+    from fer import inference, records
+    from fer.errors import InputError
 
     args = parse_args()
     _, val, note = records.load_split(args.data, args.model)
+    sizes = [inference.model_file(path).stat().st_size for path in args.model]
+    if args.max_mb and min(sizes) > args.max_mb * 1e6:
+        raise InputError("--max-mb", f"no candidate fits in {args.max_mb:g} MB: the smallest file is "
+                                     f"{min(sizes) / 1e6:.1f} MB")
+    fits = within(sizes, args.max_mb)
     started = time.perf_counter()
     means = []
     for i, path in enumerate(args.model, 1):
@@ -176,17 +191,18 @@ def main():
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2
     scores = score_subsets(means, val.y, half_a)
     reference = tuple(range(args.reference or len(args.model)))
-    on_a, on_b = chosen(scores, args.by, 0), chosen(scores, args.by, 1)
+    on_a, on_b = chosen(scores, args.by, 0, fits), chosen(scores, args.by, 1, fits)
     print(f"{len(val):,} validation faces of {args.data} ({note}), halves of {half_a.sum():,} and "
           f"{(~half_a).sum():,}; {len(args.model)} candidates, {len(scores):,} subsets in "
-          f"{time.perf_counter() - started:.0f} s; chosen by {args.by}")
-    ranked = sorted(scores, key=lambda subset: (-scores[subset][args.by][0], len(subset)))[:args.show]
+          f"{time.perf_counter() - started:.0f} s; chosen by {args.by}"
+          + (f" among those within {args.max_mb:g} MB" if args.max_mb else ""))
+    ranked = sorted(filter(fits, scores), key=lambda subset: (-scores[subset][args.by][0], len(subset)))[:args.show]
     width = max(len(names(args.model, subset)) for subset in [*ranked, reference, on_b])
-    print(f"{'members':{width}s} {'half A':>7s} {'half B':>7s} {'all':>7s} {'plain':>7s}")
+    print(f"{'members':{width}s} {'MB':>5s} {'half A':>7s} {'half B':>7s} {'all':>7s} {'plain':>7s}")
     for subset, mark in [*((s, "") for s in ranked), (reference, "  <- reference"), (on_b, "  <- chosen on half B")]:
         a, b, every = scores[subset][args.by]
-        print(f"{names(args.model, subset):{width}s} {a:7.4f} {b:7.4f} {every:7.4f} "
-              f"{scores[subset]['plain'][2]:7.4f}{mark}")
+        print(f"{names(args.model, subset):{width}s} {sum(sizes[i] for i in subset) / 1e6:5.1f} {a:7.4f} {b:7.4f} "
+              f"{every:7.4f} {scores[subset]['plain'][2]:7.4f}{mark}")
     gain_b = scores[on_a][args.by][1] - scores[reference][args.by][1]
     gain_a = scores[on_b][args.by][0] - scores[reference][args.by][0]
     print(f"chosen on half A, scored on half B: {gain_b:+.4f} against the reference; "
@@ -203,7 +219,7 @@ def main():
                    for column, values in scores[subset].items()}}
 
     print(json.dumps({"bench": "ensemble", "models": args.model, "val_rows": len(val), "seed": args.seed,
-                      "by": args.by, "reference": row(reference), "chosen_on_half_a": row(on_a),
+                      "by": args.by, "max_mb": args.max_mb, "reference": row(reference), "chosen_on_half_a": row(on_a),
                       "chosen_on_half_b": row(on_b), "gain_half_b": round(gain_b, 4), "gain_half_a": round(gain_a, 4),
                       "mean_gain": round((gain_a + gain_b) / 2, 4), **adjusted}))
 

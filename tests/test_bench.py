@@ -292,6 +292,24 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stderr == (f"error: {tmp_path / 'gone.keras'}: no such model file "
                                                           "(train one with train_cnn.py, or pass --model)\n")
+    small = subprocess.run(command + ["--max-mb", "0.001"], env=subprocess_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert small.returncode == 2 and small.stderr.startswith("error: --max-mb: no candidate fits in 0.001 MB: the "
+                                                             "smallest file is "), small.stderr
+
+
+def test_ensemble_benchmark_chooses_only_among_subsets_whose_files_fit_the_size_limit():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ensemble_bench", ROOT / "bench" / "ensemble.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    scores = {(0,): {"zoom": (0.60, 0.64, 0.62)}, (1,): {"zoom": (0.63, 0.61, 0.62)},
+              (0, 1): {"zoom": (0.70, 0.70, 0.70)}}
+    assert bench.chosen(scores, "zoom", 0) == bench.chosen(scores, "zoom", 1) == (0, 1)
+    fits = bench.within([30e6, 20e6], 40)  # the pair's 50 MB are over the limit, each alone is under it
+    assert (bench.chosen(scores, "zoom", 0, fits), bench.chosen(scores, "zoom", 1, fits)) == ((1,), (0,))
+    assert bench.within([30e6, 20e6], 50)((0, 1)) and not bench.within([30e6, 20e6], 49.9)((0, 1))
 
 
 @pytest.mark.parametrize("flags, words", [([], "give 2 to 12 candidates"),
