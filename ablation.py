@@ -51,6 +51,8 @@ def slug(name):
 def run_variant(name, batchnorm, augment, args, data, base):
     settings = frozen({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none",
                        "erase": base["erase"] if augment else 0.0,  # no augmentation means no erasing either
+                       "clean_tail": base["clean_tail"] if augment else 0.0,  # nor a tail that turns it off
+                       "tail_views": base["tail_views"] and augment,
                        "lr": base["lr"] if batchnorm else args.no_bn_lr})
     paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
     done = None if args.fresh else records.finished_run(paths, settings, data)

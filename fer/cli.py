@@ -137,16 +137,17 @@ def add_run_flags(parser, variants=False):
         run.add_argument("--no-augment", dest="augment", action="store_const", const="none")
     run.add_argument("--augment-scale", type=number(float, 0, 2),
                      help="shrink the reports' warp ranges: 1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2 "
-                          "(gpu preset); cpu preset 0.5")
+                          "(gpu preset); cpu preset 0.75")
     run.add_argument("--erase", type=number(float, 0, 1), metavar="P",
                      help="random erasing: share of training images with one rectangle (2-33%% of the face) "
-                          "replaced by noise (0 = off, the cpu preset's; gpu preset 0.5)")
+                          "replaced by noise (0 = off; cpu preset 0.25, gpu preset 0.5)")
     run.add_argument("--clean-tail", type=number(float, 0, 1, below=True), metavar="SHARE",
                      help="train the last SHARE of the run on the faces as they are: no warps or erasing, flips "
-                          "stay (0 = off, the default); better plain predictions, less gain from --tta's zooms")
-    run.add_argument("--tail-views", action="store_true", default=None,
+                          "stay (0 = off; cpu preset 0.15, on --tta's views); better plain predictions, less gain from "
+                          "--tta's zooms")
+    run.add_argument("--tail-views", action=argparse.BooleanOptionalAction, default=None,
                      help="in the clean tail, train on --tta's views instead: each face zoomed by 1, 0.85 or 1.15 "
-                          "at random, so the zooms of --tta keep their gain")
+                          "at random, so the zooms of --tta keep their gain (the cpu preset's)")
     run.add_argument("--mixup", type=number(float, 0), metavar="ALPHA",
                      help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) per "
                           "batch (0 = off, the default; 0.2 is the usual setting)")

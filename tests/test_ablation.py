@@ -12,7 +12,8 @@ TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3
 def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, capsys):
     """Here the runs without batch norm get a learning rate too small to move: they must be reported as not
     having learned, beside the majority-class share of the validation split."""
-    args = ["--data", synthetic_files["train"], *TINY, "--erase", "0.5", "--no-bn-lr", "1e-9",
+    args = ["--data", synthetic_files["train"], *TINY, "--erase", "0.5", "--clean-tail", "0.5", "--tail-views",
+            "--no-bn-lr", "1e-9",
             "--models", tmp_path / "runs", "--out", tmp_path / "figs"]
     assert run_script("ablation.py", *args) == 0
     assert capsys.readouterr().out.count("DID NOT LEARN") >= 2
@@ -29,6 +30,9 @@ def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, 
         history = read_rows(tmp_path / "runs" / f"{stem}_history.csv")
         assert r["epochs"] == len(history) == 2
         assert r["best_val_accuracy"] == round(max(float(h["val_accuracy"]) for h in history), 4)
+        settings = json.loads((tmp_path / "runs" / f"{stem}_summary.json").read_text())["settings"]
+        tail = (settings["clean_tail"], settings["tail_views"])  # no augmentation: no tail to turn it off
+        assert tail == ((0.5, True) if r["augmentation"] else (0.0, False)), stem
     assert (tmp_path / "figs" / "ablation.png").read_bytes().startswith(b"\x89PNG")
     for path in (tmp_path / "runs").glob("*.keras"):
         model = inference.load_model(path)

@@ -101,6 +101,26 @@ def test_a_preset_may_change_a_default_and_the_flag_still_wins():
     assert train_cnn_settings("--train", "x.csv", "--preset", "gpu", "--erase", "0")["erase"] == 0
 
 
+def test_the_cpu_presets_clean_tail_gives_way_to_a_command_line_that_leaves_it_nothing_to_turn_off():
+    from conftest import train_cnn_settings
+    from fer.errors import InputError
+
+    base = ["--train", "x.csv", "--preset", "cpu", "--precision", "float32", "--epochs", "1"]
+    preset = train_cnn_settings(*base)
+    assert (preset["clean_tail"], preset["tail_views"], preset["erase"]) == (0.15, True, 0.25)
+    assert train_cnn_settings(*base, "--clean-tail", "0")["tail_views"] is False
+    kept = train_cnn_settings(*base, "--no-tail-views")
+    assert (kept["clean_tail"], kept["tail_views"]) == (0.15, False)
+    erasing = train_cnn_settings(*base, "--augment", "none")  # erasing stays, so its tail does; no warps to view
+    assert (erasing["clean_tail"], erasing["tail_views"]) == (0.15, False)
+    bare = train_cnn_settings(*base, "--augment", "none", "--erase", "0")
+    assert (bare["clean_tail"], bare["tail_views"]) == (0.0, False)
+    with pytest.raises(InputError, match="--tail-views"):  # asked for on the command line, still refused
+        train_cnn_settings(*base, "--clean-tail", "0", "--tail-views")
+    with pytest.raises(InputError, match="--clean-tail"):
+        train_cnn_settings(*base, "--augment", "none", "--erase", "0", "--clean-tail", "0.2")
+
+
 class Seen(keras.layers.Layer):
     """Passes faces through, recording those of each training step (the model runs eagerly)."""
 
