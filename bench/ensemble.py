@@ -107,9 +107,14 @@ def score_subsets(means, y, half_a):
     return scores
 
 
+def megabytes(sizes, subset):
+    """The subset's files together, in megabytes (10^6 bytes); sizes in bytes, one per candidate."""
+    return sum(sizes[i] for i in subset) / 1e6
+
+
 def within(sizes, max_mb):
-    """Whether a subset's files (sizes in bytes) total at most max_mb megabytes; any subset without a cap."""
-    return lambda subset: max_mb is None or sum(sizes[i] for i in subset) <= max_mb * 1e6
+    """Whether a subset's files total at most max_mb megabytes; any subset without a cap."""
+    return lambda subset: max_mb is None or megabytes(sizes, subset) <= max_mb
 
 
 def chosen(scores, by, half, fits=within([], None)):
@@ -177,10 +182,10 @@ def main():
     args = parse_args()
     _, val, note = records.load_split(args.data, args.model)
     sizes = [inference.model_file(path).stat().st_size for path in args.model]
-    if args.max_mb and min(sizes) > args.max_mb * 1e6:
+    fits = within(sizes, args.max_mb)
+    if not any(fits((i,)) for i in range(len(sizes))):
         raise InputError("--max-mb", f"no candidate fits in {args.max_mb:g} MB: the smallest file is "
                                      f"{min(sizes) / 1e6:.1f} MB")
-    fits = within(sizes, args.max_mb)
     started = time.perf_counter()
     means = []
     for i, path in enumerate(args.model, 1):
@@ -201,7 +206,7 @@ def main():
     print(f"{'members':{width}s} {'MB':>5s} {'half A':>7s} {'half B':>7s} {'all':>7s} {'plain':>7s}")
     for subset, mark in [*((s, "") for s in ranked), (reference, "  <- reference"), (on_b, "  <- chosen on half B")]:
         a, b, every = scores[subset][args.by]
-        print(f"{names(args.model, subset):{width}s} {sum(sizes[i] for i in subset) / 1e6:5.1f} {a:7.4f} {b:7.4f} "
+        print(f"{names(args.model, subset):{width}s} {megabytes(sizes, subset):5.1f} {a:7.4f} {b:7.4f} "
               f"{every:7.4f} {scores[subset]['plain'][2]:7.4f}{mark}")
     gain_b = scores[on_a][args.by][1] - scores[reference][args.by][1]
     gain_a = scores[on_b][args.by][0] - scores[reference][args.by][0]

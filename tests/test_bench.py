@@ -11,6 +11,16 @@ import pytest
 from conftest import ROOT, subprocess_env, synthetic_faces
 
 
+def bench_script(name):
+    """bench/NAME.py as a module, for tests of its functions (bench/ is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("faces", [64, 12])  # 12: fewer than the 3 x 8 the steps take, drawn again
 def test_pipeline_benchmark_times_all_three_feeds(tmp_path, faces):
     x, y = synthetic_faces(faces)
@@ -189,11 +199,7 @@ def test_tta_benchmark_adds_shifted_and_turned_views_to_the_zoom_set(trained, sy
     zooms = " ".join(f"{z:g}" for z in TTA_ZOOMS["zoom"])
     assert set(extra) == {f"{zooms} + shifts 3px", f"{zooms} + turns 8deg", f"{zooms} + shifts 3px + turns 8deg"}
     # the shifted views are the faces moved 3 whole pixels each way, the border filled from the edge, and mirrored
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tta_bench", ROOT / "bench" / "tta.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_script("tta")
     _, val, _ = records.load_split(synthetic_files["train"], model)
     loaded = inference.load_model(model)
     faces = val.x.reshape(-1, 48, 48, 1).astype("float32")
@@ -299,11 +305,7 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
 
 
 def test_ensemble_benchmark_chooses_only_among_subsets_whose_files_fit_the_size_limit():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("ensemble_bench", ROOT / "bench" / "ensemble.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_script("ensemble")
     scores = {(0,): {"zoom": (0.60, 0.64, 0.62)}, (1,): {"zoom": (0.63, 0.61, 0.62)},
               (0, 1): {"zoom": (0.70, 0.70, 0.70)}}
     assert bench.chosen(scores, "zoom", 0) == bench.chosen(scores, "zoom", 1) == (0, 1)
