@@ -21,7 +21,7 @@ from fer.atomic import write_text
 from fer.data import prepare_data
 from fer.outputs import check_folder
 from fer.scores import learned, majority_share
-from fer.settings import frozen, require_validation, resolve
+from fer.settings import frozen, require_validation, resolve, without_idle_tail
 
 VARIANTS = {  # name: (batch norm, augmentation)
     "BN + augmentation": (True, True),
@@ -49,11 +49,10 @@ def slug(name):
 
 
 def run_variant(name, batchnorm, augment, args, data, base):
-    settings = frozen({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none",
-                       "erase": base["erase"] if augment else 0.0,  # no augmentation means no erasing either
-                       "clean_tail": base["clean_tail"] if augment else 0.0,  # nor a tail that turns it off
-                       "tail_views": base["tail_views"] and augment,
-                       "lr": base["lr"] if batchnorm else args.no_bn_lr})
+    # No augmentation means no erasing either, and so no tail that turns them off.
+    settings = frozen(without_idle_tail({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none",
+                                         "erase": base["erase"] if augment else 0.0,
+                                         "lr": base["lr"] if batchnorm else args.no_bn_lr}))
     paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
     done = None if args.fresh else records.finished_run(paths, settings, data)
     if done is not None:

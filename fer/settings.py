@@ -66,11 +66,10 @@ def resolve(args, network=True, timed=False):
         chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
     if not network:  # train_dnn.py: the width is not a setting of its runs
         del chosen["width"]
-    # A preset's clean tail (and its views) gives way to a command line that leaves it nothing to turn off.
-    if flags.get("clean_tail") is None and chosen["augment"] != "affine" and not chosen["erase"]:
-        chosen["clean_tail"] = 0.0
-    if flags.get("tail_views") is None and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
-        chosen["tail_views"] = False
+    # A preset's clean tail (and its views) gives way to a command line that leaves it nothing to turn off;
+    # one the command line asked for is checked below instead.
+    asked = {key for key in ("clean_tail", "tail_views") if flags.get(key) is not None}
+    chosen = without_idle_tail(chosen, asked)
     if chosen["clean_tail"] and chosen["augment"] != "affine" and not chosen["erase"]:
         raise InputError("--clean-tail", "turns off the in-model warps and erasing, and this run has neither")
     if chosen["tail_views"] and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
@@ -90,6 +89,17 @@ def resolve(args, network=True, timed=False):
     chosen["init"] = None if chosen["init"] is None else str(chosen["init"])
     chosen["unlabeled"] = tuple(str(path) for path in chosen["unlabeled"])
     return frozen(chosen)
+
+
+def without_idle_tail(settings, asked=()):
+    """The settings with no clean tail where there is nothing for it to turn off (no in-model warps, no erasing),
+    and no tail views without a tail of the warps; `asked` names those of the two that are kept as given."""
+    chosen = dict(settings)
+    if "clean_tail" not in asked and chosen["augment"] != "affine" and not chosen["erase"]:
+        chosen["clean_tail"] = 0.0
+    if "tail_views" not in asked and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
+        chosen["tail_views"] = False
+    return chosen
 
 
 def frozen(settings):
