@@ -70,9 +70,9 @@ def resolve(args, network=True, timed=False):
     # one the command line asked for is checked below instead.
     asked = {key for key in ("clean_tail", "tail_views") if flags.get(key) is not None}
     chosen = without_idle_tail(chosen, asked)
-    if chosen["clean_tail"] and chosen["augment"] != "affine" and not chosen["erase"]:
+    if chosen["clean_tail"] and nothing_for_a_tail(chosen):
         raise InputError("--clean-tail", "turns off the in-model warps and erasing, and this run has neither")
-    if chosen["tail_views"] and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
+    if chosen["tail_views"] and no_warps_in_a_tail(chosen):
         raise InputError("--tail-views", "needs a clean tail of the in-model warps: give --clean-tail SHARE "
                                          "(and --augment affine)")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
@@ -95,11 +95,21 @@ def without_idle_tail(settings, asked=()):
     """The settings with no clean tail where there is nothing for it to turn off (no in-model warps, no erasing),
     and no tail views without a tail of the warps; `asked` names those of the two that are kept as given."""
     chosen = dict(settings)
-    if "clean_tail" not in asked and chosen["augment"] != "affine" and not chosen["erase"]:
+    if "clean_tail" not in asked and nothing_for_a_tail(chosen):
         chosen["clean_tail"] = 0.0
-    if "tail_views" not in asked and (not chosen["clean_tail"] or chosen["augment"] != "affine"):
+    if "tail_views" not in asked and no_warps_in_a_tail(chosen):
         chosen["tail_views"] = False
     return chosen
+
+
+def nothing_for_a_tail(settings):
+    """A clean tail turns off the in-model warps and erasing: whether the run has neither."""
+    return settings["augment"] != "affine" and not settings["erase"]
+
+
+def no_warps_in_a_tail(settings):
+    """Tail views replace a clean tail's warps with --tta's: whether there is no such tail to take them."""
+    return not settings["clean_tail"] or settings["augment"] != "affine"
 
 
 def frozen(settings):
