@@ -10,7 +10,7 @@ of the CNN's (--match), which makes CNN vs DNN a fair comparison.
 from fer import backend, cli, inference, records, training
 from fer.data import prepare_data
 from fer.errors import InputError
-from fer.models import build_dnn, dnn_parameters, match_widths, trainable_parameters
+from fer.models import DROPOUT, build_dnn, dnn_parameters, match_widths, trainable_parameters
 from fer.outputs import check_outputs
 from fer.settings import resolve
 
@@ -25,7 +25,7 @@ def parse_args():
                      help=f"match this model's trainable parameter count (default {records.TRAINED_CNN})")
     net.add_argument("--params", type=cli.number(int, 100), help="match this count instead of a model's")
     net.add_argument("--depth", type=cli.POSITIVE_INT, default=3, help="hidden layers (default 3)")
-    net.add_argument("--dropout", type=cli.number(float, 0, 1, below=True), default=0.4)
+    net.add_argument("--dropout", type=cli.number(float, 0, 1, below=True), default=DROPOUT)
     return parser.parse_args()
 
 
@@ -55,7 +55,8 @@ def main():
     print(f"parameters: CNN {target:,}  DNN {count:,} (hidden {'-'.join(map(str, widths))}, "
           f"{100 * (count - target) / target:+.2f}%)")
 
-    run = records.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data)
+    run = records.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data,
+                               args.dropout)
     run["matched_parameters"] = target
     run.update(training.fit(model, data, settings, paths, fresh=args.fresh))
     training.finish(paths, run, test, figures_title="DNN " + "-".join(map(str, widths)))

@@ -185,7 +185,7 @@ def main():
     fits = within(sizes, args.max_mb)
     if not any(fits((i,)) for i in range(len(sizes))):
         raise InputError("--max-mb", f"no candidate fits in {args.max_mb:g} MB: the smallest file is "
-                                     f"{min(sizes) / 1e6:.1f} MB")
+                                     f"{min(megabytes(sizes, (i,)) for i in range(len(sizes))):.1f} MB")
     started = time.perf_counter()
     means = []
     for i, path in enumerate(args.model, 1):

@@ -7,7 +7,7 @@ import sys
 from . import backend
 from .augment import TTA_ZOOMS
 from .errors import InputError
-from .models import ARCHITECTURES
+from .models import ARCHITECTURES, DROPOUT
 from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
 from .settings import CPU_MINUTES, DISTILL, PRESETS
 
@@ -192,7 +192,7 @@ def add_network_flags(parser, variants=False):
                      help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
     net.add_argument("--width", type=number(float, 1 / 32, 8), help="channel multiplier (default: the preset's, "
                      + ", ".join(f"{name} {p['width']:g}" for name, p in PRESETS.items()) + ")")
-    net.add_argument("--dropout", type=number(float, 0, 1, below=True), default=0.4)
+    net.add_argument("--dropout", type=number(float, 0, 1, below=True), default=DROPOUT)
     if not variants:
         net.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
                          help="leave out every BatchNormalization layer (ablation)")

@@ -11,6 +11,7 @@ from . import CLASSES, IMAGE_SIZE
 from .augment import RandomAffine, RandomErasing
 
 ARCHITECTURES = {}
+DROPOUT = 0.4  # --dropout: a CNN's before its classifier, the DNN's after each hidden layer
 
 
 def BatchNorm():
@@ -36,7 +37,7 @@ def _conv_bn(x, filters, activation="relu", kernel=3, norm=BatchNorm):
 
 
 @architecture("vgg", "project default: 4 VGG stages of two 3x3 conv+BN+ReLU (32-64-128-256), dense 256")
-def vgg(x, width=1.0, dropout=0.4, norm=BatchNorm):
+def vgg(x, width=1.0, dropout=DROPOUT, norm=BatchNorm):
     for filters in (32, 64, 128, 256):
         filters = int(filters * width)
         x = _conv_bn(x, filters, norm=norm)
@@ -48,7 +49,7 @@ def vgg(x, width=1.0, dropout=0.4, norm=BatchNorm):
 
 @architecture("resnet", "vgg with residual shortcuts: each stage one basic block (two 3x3 conv+BN plus a 1x1 "
                         "projection, ReLU after the sum), same stages, FLOPs and head")
-def resnet(x, width=1.0, dropout=0.4, norm=BatchNorm):
+def resnet(x, width=1.0, dropout=DROPOUT, norm=BatchNorm):
     for stage, filters in enumerate((32, 64, 128, 256), 1):
         filters = int(filters * width)
         # Named, so that the figure scripts can tell the projection from the stage's convolutions.
@@ -75,7 +76,7 @@ def _dense_head(x, width, dropout, norm):
 
 
 @architecture("report5", "the best report's network: 5 conv blocks 64-512-512-256-128, LeakyReLU, dense 512-256")
-def report5(x, width=1.0, dropout=0.4, norm=BatchNorm):
+def report5(x, width=1.0, dropout=DROPOUT, norm=BatchNorm):
     for filters in (64, 512, 512, 256, 128):
         x = _conv_bn(x, int(filters * width), activation="leaky", norm=norm)
         x = layers.MaxPooling2D(2, padding="same")(x)
@@ -91,7 +92,7 @@ def report5(x, width=1.0, dropout=0.4, norm=BatchNorm):
 
 
 @architecture("report4", "a smaller report network: 4 conv blocks 32-64-64-32, dense 128")
-def report4(x, width=1.0, dropout=0.4, norm=BatchNorm):
+def report4(x, width=1.0, dropout=DROPOUT, norm=BatchNorm):
     for filters in (32, 64, 64, 32):
         x = _conv_bn(x, int(filters * width), activation="leaky", norm=norm)
         x = layers.MaxPooling2D(2, padding="same")(x)
@@ -128,7 +129,7 @@ def classifier_head(x):
     return layers.Dense(len(CLASSES), activation="softmax", dtype="float32", name="predictions")(x)
 
 
-def build_cnn(arch="vgg", mean=None, variance=None, augment="affine", width=1.0, dropout=0.4, seed=0,
+def build_cnn(arch="vgg", mean=None, variance=None, augment="affine", width=1.0, dropout=DROPOUT, seed=0,
               augment_scale=1.0, batchnorm=True, erase=0.0):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
@@ -177,7 +178,7 @@ def match_widths(target, depth=3):
     return best[1]
 
 
-def build_dnn(widths, mean=None, variance=None, augment="affine", dropout=0.4, seed=0, augment_scale=1.0,
+def build_dnn(widths, mean=None, variance=None, augment="affine", dropout=DROPOUT, seed=0, augment_scale=1.0,
               erase=0.0):
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase)

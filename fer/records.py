@@ -19,7 +19,7 @@ from . import backend
 from .atomic import write_text
 from .data import load_labeled, split_train_val
 from .errors import InputError
-from .models import trainable_parameters
+from .models import DROPOUT, trainable_parameters
 from .settings import DEFAULTS, as_record, with_new_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,8 +156,9 @@ def load_validation(data_path, model_paths):
 
 # ----------------------------------------------------------------------------- words and tables
 
-def describe_run(name, architecture, model, settings, data):
-    return {"name": name, "architecture": architecture, "trainable_parameters": trainable_parameters(model),
+def describe_run(name, architecture, model, settings, data, dropout=DROPOUT):
+    return {"name": name, "architecture": architecture, "dropout": dropout,
+            "trainable_parameters": trainable_parameters(model),
             "total_parameters": int(model.count_params()), "preset": settings["preset"],
             "settings": as_record(settings), "precision": settings["precision"],
             "backend": backend.name(), "device": backend.accelerator(), "split": data["split"],
@@ -223,6 +224,8 @@ def recipe_words(summary):
         return "(still training: no summary yet)"
     network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
                if "trainable_parameters" in summary else "")
+    if summary.get("dropout", DROPOUT) != DROPOUT:  # older records lack the field; their commands say so
+        network += f"dropout {summary['dropout']:g}, "
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
     return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
             f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}"

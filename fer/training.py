@@ -18,7 +18,7 @@ from .atomic import atomic_path, write_text
 from .augment import CleanTail, MixupBatches, imagedatagenerator_flow
 from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
-from .models import PREPROCESSING_LAYERS, build_cnn
+from .models import DROPOUT, PREPROCESSING_LAYERS, build_cnn
 from .plots import history_figure
 from .records import describe_run, kept_row, print_table, read_history, write_history, write_summary
 from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key, resumes
@@ -49,7 +49,7 @@ def compile_model(model, settings, steps_per_epoch, fast_batch_norm=True):
                   metrics=["accuracy"])
 
 
-def build_for(settings, data, arch="vgg", dropout=0.4):
+def build_for(settings, data, arch="vgg", dropout=DROPOUT):
     """The CNN these settings describe (width, augmentation, erasing...), with the data's normalization."""
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
@@ -58,7 +58,7 @@ def build_for(settings, data, arch="vgg", dropout=0.4):
                      erase=settings["erase"])
 
 
-def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, started=None):
+def train_cnn(data, settings, paths, arch="vgg", dropout=DROPOUT, fresh=False, started=None):
     """Build the CNN for these settings (width among them), say what it is, fit it; returns the run's summary.
 
     With settings["minutes"] the run is timed from `started` (default: when this module loaded)."""
@@ -70,7 +70,7 @@ def train_cnn(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, start
     model = build_for(settings, data, arch, dropout)
     if settings.get("init") and not resumes(paths["resume"], fresh):
         start_from(model, settings["init"])  # a resumed run's weights come from its backup instead
-    run = describe_run(paths["model"].stem, arch, model, settings, data)
+    run = describe_run(paths["model"].stem, arch, model, settings, data, dropout)
     unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
     print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
           f"{data['split']['train_rows']:,} training rows{unlabeled}"
@@ -116,7 +116,7 @@ def weight_shapes(layers):
     return [tuple(weight.shape) for layer in layers for weight in layer.weights]
 
 
-def epochs_for_budget(data, settings, paths, arch="vgg", dropout=0.4, fresh=False, started=None):
+def epochs_for_budget(data, settings, paths, arch="vgg", dropout=DROPOUT, fresh=False, started=None):
     """The epoch cap and plan of a run timed to settings["minutes"]: returns (cap, budget).
 
     The plan is as many epochs as fit the time left, counted from `started` (the process start), at the speed
@@ -130,7 +130,7 @@ def epochs_for_budget(data, settings, paths, arch="vgg", dropout=0.4, fresh=Fals
                       clock.PROCESS_START if started is None else started)
 
 
-def measure_speed(data, settings, arch="vgg", dropout=0.4, steps=6, warmup=2):
+def measure_speed(data, settings, arch="vgg", dropout=DROPOUT, steps=6, warmup=2):
     """Training and validation images/s of the run's network here, timed on a throwaway copy after `warmup`
     steps (compilation). The session is cleared afterwards so the real network gets the same layer names
     as in a run that resumes without measuring (its backup is matched by name)."""
