@@ -54,7 +54,7 @@ def run_variant(name, batchnorm, augment, args, data, base):
                                          "erase": base["erase"] if augment else 0.0,
                                          "lr": base["lr"] if batchnorm else args.no_bn_lr}))
     paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else records.finished_run(paths, settings, data)
+    done = None if args.fresh else records.finished_run(paths, settings, data, args.arch, args.dropout)
     if done is not None:
         print(f"{name}: reusing the finished run in {paths['model']}")
         return done, records.read_history(paths["history"])

@@ -63,7 +63,7 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
     run_data = {**data, "x_train": x, "y_train": y_onehot, "split": {**data["split"], **extra_split,
                                                                      "train_rows": len(x)}}
     paths = records.output_paths(Path(args.models) / f"{name}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else records.finished_run(paths, settings, run_data)
+    done = None if args.fresh else records.finished_run(paths, settings, run_data, args.arch, args.dropout)
     if done is None:
         print(f"\n== {name}: {len(x):,} training faces", flush=True)
         done = training.train_cnn(run_data, settings, paths, args.arch, args.dropout, fresh=args.fresh)

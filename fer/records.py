@@ -91,8 +91,8 @@ def read_summary(model_path):
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def finished_run(paths, settings, data):
-    """The summary of a run that already finished with these settings on this data, else None.
+def finished_run(paths, settings, data, arch="vgg", dropout=DROPOUT):
+    """The summary of a run that already finished with these settings and this network on this data, else None.
 
     Lets the multi-run scripts (ablation, semi-supervised) pick up where an interrupted session stopped."""
     if not (paths["summary"].exists() and paths["model"].exists() and paths["history"].exists()):
@@ -101,7 +101,8 @@ def finished_run(paths, settings, data):
     now = as_record(settings)
     same = (with_new_defaults(summary.get("settings", {}), now) == now
             and summary.get("split") == json.loads(json.dumps(data["split"]))
-            and summary.get("backend") == backend.name())
+            and summary.get("backend") == backend.name()
+            and summary.get("architecture") == arch and summary.get("dropout", DROPOUT) == dropout)
     return summary if same else None
 
 

@@ -4,7 +4,8 @@ import json
 import keras
 
 from conftest import read_rows, run_script
-from fer import inference
+from fer import backend, inference, records
+from fer.settings import DEFAULTS, as_record, frozen
 
 TINY = ["--preset", "smoke", "--width", "0.25", "--batch-size", "32", "--lr", "3e-3", "--epochs", "2"]
 
@@ -46,3 +47,21 @@ def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, 
     assert run_script("ablation.py", *args) == 0
     assert capsys.readouterr().out.count("reusing the finished run") == 4
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.keras")}
+
+
+def test_a_finished_run_is_reused_only_for_the_same_network(tmp_path):
+    """The runs' file names don't say the architecture or the dropout, so the summary must."""
+    paths = records.output_paths(tmp_path / "run.keras", tmp_path)
+    settings, data = frozen({**DEFAULTS, "preset": "cpu"}), {"split": {"val_fraction": 0.2, "train_rows": 10}}
+    summary = {"settings": as_record(settings), "split": data["split"], "backend": backend.name(),
+               "architecture": "vgg", "dropout": 0.4}
+    paths["model"].write_text("a model")
+    paths["history"].write_text("epoch\n1\n")
+    paths["summary"].write_text(json.dumps(summary))
+    assert records.finished_run(paths, settings, data) == summary
+    assert records.finished_run(paths, settings, data, "resnet") is None
+    assert records.finished_run(paths, settings, data, "vgg", 0.25) is None
+    older = {k: v for k, v in summary.items() if k != "dropout"}  # written before summaries held the dropout
+    paths["summary"].write_text(json.dumps(older))
+    assert records.finished_run(paths, settings, data) == older
+    assert records.finished_run(paths, settings, data, "vgg", 0.25) is None
