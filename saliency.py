@@ -305,7 +305,8 @@ def main():
     out = Path(args.out)
     written = [draw_method(n, chosen, r["grid"], probabilities[rows], args.thresholds, out / f"saliency_{n}.png")
                for n, r in results.items()]
-    correct = [(f"{CLASSES[c]}\np={probabilities[r, c]:.2f}", validation.x[r], {n: results[n]["grid"][k] for n in names})
+    correct = [(f"{CLASSES[c]}\np={probabilities[r, c]:.2f}", validation.x[r],
+                {n: results[n]["grid"][k] for n in names})
                for k, (r, c) in enumerate(zip(rows, chosen.y))]
     written.append(draw_grid(correct, names, "Every method on one correctly classified validation face per class",
                              out / "saliency_grid.png"))

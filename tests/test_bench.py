@@ -157,7 +157,8 @@ def test_curves_tables_each_runs_best_epoch_and_refuses_a_missing_record(tmp_pat
                                   str(tmp_path / "final.keras"), "--out", str(tmp_path / "other.png")],
                                  env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert unvalidated.returncode == 2 and unvalidated.stderr.count("\n") == 1
-    assert "final_history.csv: has no validation curve" in unvalidated.stderr and "--val-fraction 0" in unvalidated.stderr
+    assert "final_history.csv: has no validation curve" in unvalidated.stderr
+    assert "--val-fraction 0" in unvalidated.stderr
     assert not (tmp_path / "other.png").exists()
 
 
@@ -182,7 +183,8 @@ def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthet
     for key, tta in (("flips_all", "flip"), ("tta_zoom_all", "zoom")):
         expected = np.mean(inference.predict_probabilities([loaded], val.x, tta).argmax(1) == val.y)
         assert abs(result[key] - expected) < 1e-4, key
-    assert abs(result["plain_all"] - np.mean(inference.predict_probabilities([loaded], val.x).argmax(1) == val.y)) < 1e-4
+    plain = np.mean(inference.predict_probabilities([loaded], val.x).argmax(1) == val.y)
+    assert abs(result["plain_all"] - plain) < 1e-4
     assert result["val_rows"] == len(val)
 
 

@@ -37,7 +37,8 @@ def test_a_wrong_batchnorm_backward_is_caught():
     h, i = 1e-6, (3, 2)
     bumped = x.copy()
     bumped[i] += h
-    numeric = (np.sum(dy * d.batchnorm_forward(bumped, gamma, beta)[0]) - np.sum(dy * d.batchnorm_forward(x, gamma, beta)[0])) / h
+    numeric = (np.sum(dy * d.batchnorm_forward(bumped, gamma, beta)[0])
+               - np.sum(dy * d.batchnorm_forward(x, gamma, beta)[0])) / h
     assert abs(numeric - right["dx"][i]) < 1e-4 * max(1, abs(numeric))
 
 

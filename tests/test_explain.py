@@ -169,7 +169,8 @@ def test_models_that_do_not_take_48x48_grey_faces_are_refused(tmp_path, capsys):
         args += [] if script == "filter_vis.py" else ["--data", data]
         assert run_script(script, *args) == 2
         err = capsys.readouterr().err
-        assert err == f"error: {tmp_path / 'rgb.keras'}: model input is (32, 32, 3), expected (48, 48, 1) grayscale faces\n"
+        assert err == (f"error: {tmp_path / 'rgb.keras'}: model input is (32, 32, 3), expected (48, 48, 1) "
+                       "grayscale faces\n")
     assert not (tmp_path / "figs").exists()
 
 

@@ -68,4 +68,5 @@ def test_occlusion_finds_the_patch_that_carries_the_class(model_and_faces):
 
 def test_a_verdict_never_prints_minus_zero():
     assert sanity_verdict([-0.001, -0.002, 0.0004]) == "passes (median ρ 0.00)"
-    assert sanity_verdict([0.9, 0.8, 0.7]).startswith("fails: the maps barely change with random weights (median ρ 0.80")
+    assert sanity_verdict([0.9, 0.8, 0.7]).startswith(
+        "fails: the maps barely change with random weights (median ρ 0.80")
