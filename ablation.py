@@ -54,12 +54,12 @@ def run_variant(name, batchnorm, augment, args, data, base):
                                          "erase": base["erase"] if augment else 0.0,
                                          "lr": base["lr"] if batchnorm else args.no_bn_lr}))
     paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else records.finished_run(paths, settings, data, args.arch, args.dropout)
+    done = None if args.fresh else records.finished_run(paths, settings, data)
     if done is not None:
         print(f"{name}: reusing the finished run in {paths['model']}")
         return done, records.read_history(paths["history"])
     print(f"\n== {name}")
-    summary = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
+    summary = training.train_cnn(data, settings, paths, fresh=args.fresh)
     records.write_summary(paths, summary)
     return summary, records.read_history(paths["history"])
 
@@ -100,7 +100,7 @@ def main():
               "trainable_parameters": s["trainable_parameters"], "wall_seconds": s["wall_seconds"]}
              for name, (s, rows) in results.items()]
     split = data["split"]
-    title = (f"Ablation: {args.arch}, {base['epochs']} epochs, {split['train_rows']:,} training rows, "
+    title = (f"Ablation: {base['arch']}, {base['epochs']} epochs, {split['train_rows']:,} training rows, "
              f"seed {base['seed']}")
     figure = draw(results, majority, title, Path(args.out) / "ablation.png")
     record = {"title": title, "data": str(args.data), "settings": dict(base), "no_bn_lr": args.no_bn_lr,

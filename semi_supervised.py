@@ -63,10 +63,10 @@ def train(name, data, x, y_onehot, extra_split, settings, args):
     run_data = {**data, "x_train": x, "y_train": y_onehot, "split": {**data["split"], **extra_split,
                                                                      "train_rows": len(x)}}
     paths = records.output_paths(Path(args.models) / f"{name}.keras", Path(args.models) / "figures")
-    done = None if args.fresh else records.finished_run(paths, settings, run_data, args.arch, args.dropout)
+    done = None if args.fresh else records.finished_run(paths, settings, run_data)
     if done is None:
         print(f"\n== {name}: {len(x):,} training faces", flush=True)
-        done = training.train_cnn(run_data, settings, paths, args.arch, args.dropout, fresh=args.fresh)
+        done = training.train_cnn(run_data, settings, paths, fresh=args.fresh)
         records.write_summary(paths, done)
     else:
         print(f"{name}: reusing the finished run in {paths['model']}")
@@ -159,8 +159,9 @@ def main():
                       "full_labels_val_accuracy": full["best_val_accuracy"], "rounds": runs})
 
     split = data["split"]
-    title = (f"Pseudo-labels: {args.arch}, {settings['epochs']} epochs a run, {selection} pseudo-labeled, "
-             f"{split['train_rows']:,} training faces" + (f" + {len(extra):,} test faces" if len(extra) else ""))
+    title = (f"Pseudo-labels: {settings['arch']}, {settings['epochs']} epochs a run, {selection} "
+             f"pseudo-labeled, {split['train_rows']:,} training faces"
+             + (f" + {len(extra):,} test faces" if len(extra) else ""))
     majority = majority_share(data["y_val"].argmax(1))
     for t in table:
         t["learned"] = learned(t["supervised_val_accuracy"], majority)

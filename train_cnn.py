@@ -48,8 +48,8 @@ def main():
     if settings["init"]:  # before the speed measurement of a timed run: a doubtful --init costs nothing
         distillation.check_held_out(settings["init"], data["split"], "--init")
 
-    run = training.train_cnn(data, settings, paths, args.arch, args.dropout, fresh=args.fresh, started=STARTED)
-    training.finish(paths, run, test, figures_title=f"CNN ({args.arch})")
+    run = training.train_cnn(data, settings, paths, fresh=args.fresh, started=STARTED)
+    training.finish(paths, run, test, figures_title=f"CNN ({settings['arch']})")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def parse_args():
                      help=f"match this model's trainable parameter count (default {records.TRAINED_CNN})")
     net.add_argument("--params", type=cli.number(int, 100), help="match this count instead of a model's")
     net.add_argument("--depth", type=cli.POSITIVE_INT, default=3, help="hidden layers (default 3)")
-    net.add_argument("--dropout", type=cli.number(float, 0, 1, below=True), default=DROPOUT)
+    net.add_argument("--dropout", type=cli.number(float, 0, 1, below=True),
+                     help=f"after each hidden layer ({DROPOUT:g})")
     return parser.parse_args()
 
 
@@ -45,8 +46,8 @@ def main():
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
     widths = match_widths(target, args.depth)
-    model = build_dnn(widths, data["mean"], data["variance"], settings["augment"], args.dropout, settings["seed"],
-                      settings["augment_scale"], settings["erase"])
+    model = build_dnn(widths, data["mean"], data["variance"], settings["augment"], settings["dropout"],
+                      settings["seed"], settings["augment_scale"], settings["erase"])
     count = trainable_parameters(model)
     assert count == dnn_parameters(widths), (count, dnn_parameters(widths))
     if abs(count - target) > 0.01 * target:
@@ -55,8 +56,7 @@ def main():
     print(f"parameters: CNN {target:,}  DNN {count:,} (hidden {'-'.join(map(str, widths))}, "
           f"{100 * (count - target) / target:+.2f}%)")
 
-    run = records.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data,
-                               args.dropout)
+    run = records.describe_run(paths["model"].stem, "dense " + "-".join(map(str, widths)), model, settings, data)
     run["matched_parameters"] = target
     run.update(training.fit(model, data, settings, paths, fresh=args.fresh))
     training.finish(paths, run, test, figures_title="DNN " + "-".join(map(str, widths)))

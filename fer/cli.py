@@ -188,11 +188,12 @@ def add_output_flags(parser, default_model):
 def add_network_flags(parser, variants=False):
     """The CNN: architecture, width, dropout, and (unless the script varies it) batch norm."""
     net = parser.add_argument_group("network")
-    net.add_argument("--arch", default="vgg", choices=list(ARCHITECTURES),
-                     help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()))
+    net.add_argument("--arch", choices=list(ARCHITECTURES),
+                     help="; ".join(f"{k}: {v.about}" for k, v in ARCHITECTURES.items()) + " (default vgg)")
     net.add_argument("--width", type=number(float, 1 / 32, 8), help="channel multiplier (default: the preset's, "
                      + ", ".join(f"{name} {p['width']:g}" for name, p in PRESETS.items()) + ")")
-    net.add_argument("--dropout", type=number(float, 0, 1, below=True), default=DROPOUT)
+    net.add_argument("--dropout", type=number(float, 0, 1, below=True),
+                     help=f"before the classifier ({DROPOUT:g})")
     if not variants:
         net.add_argument("--no-batchnorm", dest="batchnorm", action="store_false", default=None,
                          help="leave out every BatchNormalization layer (ablation)")

@@ -91,18 +91,20 @@ def read_summary(model_path):
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def finished_run(paths, settings, data, arch="vgg", dropout=DROPOUT):
-    """The summary of a run that already finished with these settings and this network on this data, else None.
+def finished_run(paths, settings, data):
+    """The summary of a run that already finished with these settings (the network among them) on this data,
+    else None.
 
     Lets the multi-run scripts (ablation, semi-supervised) pick up where an interrupted session stopped."""
     if not (paths["summary"].exists() and paths["model"].exists() and paths["history"].exists()):
         return None
     summary = json.loads(paths["summary"].read_text())
     now = as_record(settings)
-    same = (with_new_defaults(summary.get("settings", {}), now) == now
+    # A record older than the arch setting names its network in "architecture" alone.
+    recorded = {"arch": summary.get("architecture"), **summary.get("settings", {})}
+    same = (with_new_defaults(recorded, now) == now
             and summary.get("split") == json.loads(json.dumps(data["split"]))
-            and summary.get("backend") == backend.name()
-            and summary.get("architecture") == arch and summary.get("dropout", DROPOUT) == dropout)
+            and summary.get("backend") == backend.name())
     return summary if same else None
 
 
@@ -157,8 +159,8 @@ def load_validation(data_path, model_paths):
 
 # ----------------------------------------------------------------------------- words and tables
 
-def describe_run(name, architecture, model, settings, data, dropout=DROPOUT):
-    return {"name": name, "architecture": architecture, "dropout": dropout,
+def describe_run(name, architecture, model, settings, data):
+    return {"name": name, "architecture": architecture,
             "trainable_parameters": trainable_parameters(model),
             "total_parameters": int(model.count_params()), "preset": settings["preset"],
             "settings": as_record(settings), "precision": settings["precision"],
@@ -225,8 +227,8 @@ def recipe_words(summary):
         return "(still training: no summary yet)"
     network = (f"{summary['architecture']} {summary['trainable_parameters'] / 1e6:.1f}M, "
                if "trainable_parameters" in summary else "")
-    if summary.get("dropout", DROPOUT) != DROPOUT:  # older records lack the field; their commands say so
-        network += f"dropout {summary['dropout']:g}, "
+    if s.get("dropout", DROPOUT) != DROPOUT:  # older records lack the setting; their commands say so
+        network += f"dropout {s['dropout']:g}, "
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
     return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
             f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}"

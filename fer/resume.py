@@ -74,8 +74,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.replace(meta, self._training_metadata_path)
 
 
-def resume_key(settings, split):
-    return {"settings": as_record(settings), "data": split["digest"], "backend": backend.name()}
+def resume_key(settings, split, network):
+    """What a backup must match to be resumed: the settings, the data, the backend, and the network's name, which
+    says what no setting does (the DNN's layer widths, matched to another model's parameters)."""
+    return {"settings": as_record(settings), "data": split["digest"], "backend": backend.name(), "network": network}
 
 
 def resumes(resume_dir, fresh):
@@ -83,7 +85,7 @@ def resumes(resume_dir, fresh):
     return not fresh and (resume_dir / "settings.json").exists() and backed_up_epochs(resume_dir) > 0
 
 
-def check_resume(resume_dir, settings, split, fresh):
+def check_resume(resume_dir, settings, split, fresh, network):
     saved = resume_dir / "settings.json"
     if fresh:
         shutil.rmtree(resume_dir, ignore_errors=True)
@@ -92,8 +94,9 @@ def check_resume(resume_dir, settings, split, fresh):
         shutil.rmtree(resume_dir, ignore_errors=True)  # a backup without settings is unusable
         return
     before = json.loads(saved.read_text())
-    now = json.loads(json.dumps(resume_key(settings, split)))
+    now = json.loads(json.dumps(resume_key(settings, split, network)))
     before["settings"] = with_new_defaults(before["settings"], now["settings"])
+    before.setdefault("network", network)  # a backup older than the field: its settings decide
     if before != now:
         changed = [k for k in sorted(set(before["settings"]) | set(now["settings"]))
                    if before["settings"].get(k) != now["settings"].get(k)]
@@ -101,5 +104,7 @@ def check_resume(resume_dir, settings, split, fresh):
             changed.append("training data")
         if before["backend"] != now["backend"]:
             changed.append("backend")
+        if before["network"] != now["network"]:
+            changed.append(f"network: {before['network']}, now {now['network']}")
         raise InputError(resume_dir, f"an interrupted run with other settings ({', '.join(changed)}) is here; "
                                      "rerun with --fresh to discard it, or with its settings to resume it")

@@ -5,6 +5,7 @@ from types import MappingProxyType
 
 from . import backend
 from .errors import InputError
+from .models import DROPOUT
 
 
 # Budgets. Flags given on the command line override the preset's values. Each choice below won on the
@@ -30,10 +31,12 @@ PRESETS = {
 }
 
 
-DEFAULTS = dict(val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1,
-                warmup_epochs=1, augment="affine", normalize=True, batchnorm=True, erase=0.0, mixup=0.0, ema=0.0,
-                clean_tail=0.0, tail_views=False, minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None,
-                teacher_tta=None)
+# The network (arch, dropout; and the preset's width) is a setting too, so that a resumed or reused run is
+# the same network: the records and resume backups compare settings.
+DEFAULTS = dict(arch="vgg", dropout=DROPOUT, val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw",
+                weight_decay=0.01, label_smoothing=0.1, warmup_epochs=1, augment="affine", normalize=True,
+                batchnorm=True, erase=0.0, mixup=0.0, ema=0.0, clean_tail=0.0, tail_views=False, minutes=None,
+                teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 
@@ -64,8 +67,8 @@ def resolve(args, network=True, timed=False):
     if chosen["epochs"] == "auto" and chosen["minutes"] is None:
         # Scripts that compare runs (ablation, semi-supervised, the DNN) need one fixed count.
         chosen["epochs"] = 20 if chosen["precision"] == "bfloat16" and fast_bfloat16 else 8
-    if not network:  # train_dnn.py: the width is not a setting of its runs
-        del chosen["width"]
+    if not network:  # train_dnn.py: the CNN's architecture and width are not settings of its runs
+        del chosen["width"], chosen["arch"]
     # A preset's clean tail (and its views) gives way to a command line that leaves it nothing to turn off;
     # one the command line asked for is checked below instead.
     asked = {key for key in ("clean_tail", "tail_views") if flags.get(key) is not None}

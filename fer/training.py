@@ -18,7 +18,7 @@ from .atomic import atomic_path, write_text
 from .augment import CleanTail, MixupBatches, imagedatagenerator_flow
 from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
-from .models import DROPOUT, PREPROCESSING_LAYERS, build_cnn
+from .models import PREPROCESSING_LAYERS, build_cnn
 from .plots import history_figure
 from .records import describe_run, kept_row, print_table, read_history, write_history, write_summary
 from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key, resumes
@@ -49,30 +49,31 @@ def compile_model(model, settings, steps_per_epoch, fast_batch_norm=True):
                   metrics=["accuracy"])
 
 
-def build_for(settings, data, arch="vgg", dropout=DROPOUT):
-    """The CNN these settings describe (width, augmentation, erasing...), with the data's normalization."""
+def build_for(settings, data):
+    """The CNN these settings describe (architecture, width, dropout, augmentation...), with the data's
+    normalization."""
     backend.set_precision(settings["precision"])
     keras.utils.set_random_seed(settings["seed"])
-    return build_cnn(arch, data["mean"], data["variance"], settings["augment"], settings["width"], dropout,
-                     settings["seed"], settings["augment_scale"], batchnorm=settings["batchnorm"],
-                     erase=settings["erase"])
+    return build_cnn(settings["arch"], data["mean"], data["variance"], settings["augment"], settings["width"],
+                     settings["dropout"], settings["seed"], settings["augment_scale"],
+                     batchnorm=settings["batchnorm"], erase=settings["erase"])
 
 
-def train_cnn(data, settings, paths, arch="vgg", dropout=DROPOUT, fresh=False, started=None):
-    """Build the CNN for these settings (width among them), say what it is, fit it; returns the run's summary.
+def train_cnn(data, settings, paths, fresh=False, started=None):
+    """Build the CNN for these settings, say what it is, fit it; returns the run's summary.
 
     With settings["minutes"] the run is timed from `started` (default: when this module loaded)."""
     budget = None
     started = clock.PROCESS_START if started is None else started
     if settings["epochs"] == "auto":
-        cap, budget = epochs_for_budget(data, settings, paths, arch, dropout, fresh, started)
+        cap, budget = epochs_for_budget(data, settings, paths, fresh, started)
         settings = frozen({**settings, "epochs": cap})
-    model = build_for(settings, data, arch, dropout)
+    model = build_for(settings, data)
     if settings.get("init") and not resumes(paths["resume"], fresh):
         start_from(model, settings["init"])  # a resumed run's weights come from its backup instead
-    run = describe_run(paths["model"].stem, arch, model, settings, data, dropout)
+    run = describe_run(paths["model"].stem, settings["arch"], model, settings, data)
     unlabeled = f" and {data['unlabeled_rows']:,} unlabeled faces" if data.get("unlabeled_rows") else ""
-    print(f"{run['name']}: {arch}, {run['trainable_parameters']:,} trainable parameters, "
+    print(f"{run['name']}: {settings['arch']}, {run['trainable_parameters']:,} trainable parameters, "
           f"{data['split']['train_rows']:,} training rows{unlabeled}"
           f"{'' if len(data['x_val']) else ' (every labeled row: no validation, the last epoch is the model)'}, "
           f"preset {settings['preset']}, "
@@ -116,7 +117,7 @@ def weight_shapes(layers):
     return [tuple(weight.shape) for layer in layers for weight in layer.weights]
 
 
-def epochs_for_budget(data, settings, paths, arch="vgg", dropout=DROPOUT, fresh=False, started=None):
+def epochs_for_budget(data, settings, paths, fresh=False, started=None):
     """The epoch cap and plan of a run timed to settings["minutes"]: returns (cap, budget).
 
     The plan is as many epochs as fit the time left, counted from `started` (the process start), at the speed
@@ -125,16 +126,16 @@ def epochs_for_budget(data, settings, paths, arch="vgg", dropout=DROPOUT, fresh=
     saved = None if fresh else clock.saved_plan(paths["resume"] / "budget.json", settings["minutes"])
     if saved:
         return saved
-    rates = measure_speed(data, settings, arch, dropout)
+    rates = measure_speed(data, settings)
     return clock.plan(settings["minutes"], len(data["x_train"]), len(data["x_val"]), rates,
                       clock.PROCESS_START if started is None else started)
 
 
-def measure_speed(data, settings, arch="vgg", dropout=DROPOUT, steps=6, warmup=2):
+def measure_speed(data, settings, steps=6, warmup=2):
     """Training and validation images/s of the run's network here, timed on a throwaway copy after `warmup`
     steps (compilation). The session is cleared afterwards so the real network gets the same layer names
     as in a run that resumes without measuring (its backup is matched by name)."""
-    model = build_for(settings, data, arch, dropout)
+    model = build_for(settings, data)
     compile_model(model, {**settings, "epochs": 1}, warmup + steps)
     n = min(settings["batch_size"], len(data["x_train"]))
     x, y = data["x_train"][:n], data["y_train"][:n]
@@ -162,12 +163,12 @@ def fit(model, data, settings, paths, fresh=False, budget=None):
 def _fit(model, data, settings, paths, fresh, budget):
     steps = -(-len(data["x_train"]) // settings["batch_size"])
     compile_model(model, settings, steps)
-    check_resume(paths["resume"], settings, data["split"], fresh)
+    check_resume(paths["resume"], settings, data["split"], fresh, model.name)
     # Resuming means this run finished an epoch and backed it up; an older run's history doesn't count.
     done = backed_up_epochs(paths["resume"])
     averaged = EMAWeights() if settings.get("ema") else None
     recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0, averaged=averaged)
-    write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"]), indent=1))
+    write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"], model.name), indent=1))
     # The guard comes first, so that a diverged epoch is neither kept as the best model nor backed up.
     # The backup comes after the recorder, and holds the raw weights with their average in the optimizer.
     callbacks = [StopOnNonFiniteLoss(paths["model"]), *filter(None, [averaged]), recorder,

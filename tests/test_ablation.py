@@ -53,15 +53,21 @@ def test_a_finished_run_is_reused_only_for_the_same_network(tmp_path):
     """The runs' file names don't say the architecture or the dropout, so the summary must."""
     paths = records.output_paths(tmp_path / "run.keras", tmp_path)
     settings, data = frozen({**DEFAULTS, "preset": "cpu"}), {"split": {"val_fraction": 0.2, "train_rows": 10}}
+    resnet, less_dropout = frozen({**settings, "arch": "resnet"}), frozen({**settings, "dropout": 0.25})
     summary = {"settings": as_record(settings), "split": data["split"], "backend": backend.name(),
-               "architecture": "vgg", "dropout": 0.4}
+               "architecture": "vgg"}
     paths["model"].write_text("a model")
     paths["history"].write_text("epoch\n1\n")
     paths["summary"].write_text(json.dumps(summary))
     assert records.finished_run(paths, settings, data) == summary
-    assert records.finished_run(paths, settings, data, "resnet") is None
-    assert records.finished_run(paths, settings, data, "vgg", 0.25) is None
-    older = {k: v for k, v in summary.items() if k != "dropout"}  # written before summaries held the dropout
+    assert records.finished_run(paths, resnet, data) is None
+    assert records.finished_run(paths, less_dropout, data) is None
+    # Written before the settings held the network: the default dropout, and the architecture its summary names.
+    older = {**summary, "settings": {k: v for k, v in summary["settings"].items() if k not in ("arch", "dropout")}}
     paths["summary"].write_text(json.dumps(older))
     assert records.finished_run(paths, settings, data) == older
-    assert records.finished_run(paths, settings, data, "vgg", 0.25) is None
+    assert records.finished_run(paths, less_dropout, data) is None
+    older_resnet = {**older, "architecture": "resnet"}
+    paths["summary"].write_text(json.dumps(older_resnet))
+    assert records.finished_run(paths, settings, data) is None
+    assert records.finished_run(paths, resnet, data) == older_resnet

@@ -19,7 +19,7 @@ def test_a_clean_tail_and_the_dropout_are_recorded_and_in_the_recipe(synthetic_f
     assert [float(r["clean"]) for r in read_rows(tmp_path / "cnn_history.csv")] == [0, 0, 1, 1]
     summary = json.loads((tmp_path / "cnn_summary.json").read_text())
     assert summary["settings"]["clean_tail"] == 0.5 and "clean tail 0.5" in recipe_words(summary)
-    assert summary["dropout"] == 0.25 and ", dropout 0.25, " in recipe_words(summary)
+    assert summary["settings"]["dropout"] == 0.25 and ", dropout 0.25, " in recipe_words(summary)
 
 
 
@@ -35,7 +35,8 @@ def test_cnn_learns_the_synthetic_signal(trained):
     assert summary["best_val_accuracy"] >= 0.9, summary
     assert summary["epochs"] == 6 and summary["split"]["train_rows"] == 512 and summary["split"]["val_rows"] == 140
     assert summary["trainable_parameters"] > 50_000 and summary["train_images_per_second"] > 0
-    assert summary["dropout"] == 0.4 and "dropout" not in recipe_words(summary)  # the default goes unsaid
+    assert summary["settings"]["dropout"] == 0.4 and "dropout" not in recipe_words(summary)  # the default: unsaid
+    assert summary["settings"]["arch"] == summary["architecture"] == "vgg"
 
 
 def test_run_writes_history_figure_and_complete_submission(trained, synthetic_files):
@@ -82,7 +83,8 @@ def test_dnn_matches_the_cnn_and_learns(trained, synthetic_files, capsys):
     cnn = json.loads((trained / "cnn_summary.json").read_text())
     dnn = json.loads((trained / "dnn_summary.json").read_text())
     assert dnn["matched_parameters"] == cnn["trainable_parameters"]
-    assert cnn["settings"]["width"] == 0.25 and "width" not in dnn["settings"]  # a CNN setting only
+    assert cnn["settings"]["width"] == 0.25 and not {"width", "arch"} & set(dnn["settings"])  # a CNN's only
+    assert dnn["settings"]["dropout"] == cnn["settings"]["dropout"] == 0.4  # the DNN's after each hidden layer
     assert abs(dnn["trainable_parameters"] - cnn["trainable_parameters"]) <= 0.01 * cnn["trainable_parameters"]
     assert dnn["best_val_accuracy"] >= 0.6
 
@@ -135,6 +137,9 @@ def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_pa
     wider = subprocess.run(command + ["--width", "0.5"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
                            text=True, timeout=300)  # its weights would not fit the backup's shapes
     assert wider.returncode == 2 and "other settings (width)" in wider.stderr
+    other = subprocess.run(command + ["--arch", "resnet", "--dropout", "0.25"], cwd=tmp_path, env=subprocess_env(),
+                           capture_output=True, text=True, timeout=300)  # another network on the same backup
+    assert other.returncode == 2 and "other settings (arch, dropout, network: cnn_vgg, now cnn_resnet)" in other.stderr
 
     again = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
@@ -142,6 +147,19 @@ def test_resume_after_kill_continues_from_the_last_epoch(synthetic_files, tmp_pa
     assert [int(r["epoch"]) for r in read_rows(history)] == [1, 2, 3, 4, 5]
     assert not (tmp_path / ".resume" / "cnn").exists()
     assert json.loads((tmp_path / "cnn_summary.json").read_text())["epochs"] == 5
+
+
+def test_a_dnn_resumes_only_with_the_same_layers(synthetic_files, tmp_path):
+    """--depth and --params change the DNN's widths, which no setting holds; the backup's shapes would not fit."""
+    command = [sys.executable, str(ROOT / "train_dnn.py"), "--train", synthetic_files["train"], *QUICK[:2],
+               "--params", "50000", "--epochs", "200", "--no-augment", "--model", str(tmp_path / "dnn.keras"),
+               "--figures", str(tmp_path)]
+    kill_after_epochs(command, tmp_path / "dnn_history.csv", 2, tmp_path)
+    assert backed_up_epochs(tmp_path / ".resume" / "dnn") >= 1
+    deeper = subprocess.run(command + ["--depth", "2"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert deeper.returncode == 2 and deeper.stderr.count("\n") == 1, deeper.stderr
+    assert "other settings (network: dnn_" in deeper.stderr and "--fresh" in deeper.stderr
 
 
 def test_jax_backend_trains_and_its_model_loads_here(synthetic_files, tmp_path):
