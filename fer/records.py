@@ -230,6 +230,8 @@ def recipe_words(summary):
     if s.get("dropout", DROPOUT) != DROPOUT:  # older records lack the setting; their commands say so
         network += f"dropout {s['dropout']:g}, "
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
-    return (f"{summary.get('preset', '?')}: {network}{length}, {s.get('optimizer')} lr {s.get('lr')} "
-            f"wd {s.get('weight_decay')}, {augmentation_words(s)}{teacher_words(s)}"
+    smoothing = s.get("label_smoothing", DEFAULTS["label_smoothing"])
+    smoothing = "" if smoothing == DEFAULTS["label_smoothing"] else f", label smoothing {smoothing:g}"
+    return (f"{summary.get('preset', '?')}: {network}{length}, batch {s.get('batch_size')}, {s.get('optimizer')} "
+            f"lr {s.get('lr')} wd {s.get('weight_decay')}{smoothing}, {augmentation_words(s)}{teacher_words(s)}"
             f"{start_words(s)}, {summary.get('precision')}")

@@ -12,14 +12,15 @@ from fer.records import augmentation_words, recipe_words
 from fer.resume import backed_up_epochs
 
 
-def test_a_clean_tail_and_the_dropout_are_recorded_and_in_the_recipe(synthetic_files, tmp_path):
+def test_a_clean_tail_the_dropout_and_the_batch_are_recorded_and_in_the_recipe(synthetic_files, tmp_path):
     assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--epochs", "4", "--limit", "256",
-                      "--erase", "0.5", "--clean-tail", "0.5", "--dropout", "0.25", "--model", tmp_path / "cnn.keras",
-                      "--figures", tmp_path) == 0
+                      "--erase", "0.5", "--clean-tail", "0.5", "--dropout", "0.25", "--label-smoothing", "0.2",
+                      "--model", tmp_path / "cnn.keras", "--figures", tmp_path) == 0
     assert [float(r["clean"]) for r in read_rows(tmp_path / "cnn_history.csv")] == [0, 0, 1, 1]
     summary = json.loads((tmp_path / "cnn_summary.json").read_text())
     assert summary["settings"]["clean_tail"] == 0.5 and "clean tail 0.5" in recipe_words(summary)
     assert summary["settings"]["dropout"] == 0.25 and ", dropout 0.25, " in recipe_words(summary)
+    assert ", batch 32, " in recipe_words(summary) and " wd 0.01, label smoothing 0.2, " in recipe_words(summary)
 
 
 
@@ -36,6 +37,7 @@ def test_cnn_learns_the_synthetic_signal(trained):
     assert summary["epochs"] == 6 and summary["split"]["train_rows"] == 512 and summary["split"]["val_rows"] == 140
     assert summary["trainable_parameters"] > 50_000 and summary["train_images_per_second"] > 0
     assert summary["settings"]["dropout"] == 0.4 and "dropout" not in recipe_words(summary)  # the default: unsaid
+    assert "label smoothing" not in recipe_words(summary)  # nor the default label smoothing
     assert summary["settings"]["arch"] == summary["architecture"] == "vgg"
 
 
