@@ -114,13 +114,17 @@ def model_card(summary, history, size_bytes, note):
     if note:
         lines += ["", note]
     lines += ["", "Accuracy per epoch:", "", "| epoch | training | validation | seconds |", "|---:|---:|---:|---:|"]
-    lines += [f"| {r['epoch']} | {r['accuracy']:.4f} | {r['val_accuracy']:.4f} | {r['epoch_seconds']:.0f} |"
-              if validated else f"| {r['epoch']} | {r['accuracy']:.4f} | n/a | {r['epoch_seconds']:.0f} |"
-              for r in history]
+    # n/a: a run without validation, or an epoch before --validate-from's share (NaN in the history)
+    lines += [f"| {r['epoch']} | {r['accuracy']:.4f} | {accuracy_or_na(r.get('val_accuracy', np.nan))} | "
+              f"{r['epoch_seconds']:.0f} |" for r in history]
     lines += ["", "Predict with it: `python predict.py --test data/test.csv` (add `--tta` to average each face with "
               "its mirror image, each also zoomed by 0.85 and 1.15); "
               "explain it: `python saliency.py --data data/train.csv`."]
     return "\n".join(lines) + "\n"
+
+
+def accuracy_or_na(value):
+    return "n/a" if np.isnan(value) else f"{value:.4f}"
 
 
 def lead_of(out):

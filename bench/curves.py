@@ -61,7 +61,7 @@ def curves_figure(runs, path):
     for i, (name, history, summary) in enumerate(runs):
         val = [r["val_accuracy"] for r in history]
         minutes = [seconds / 60 for seconds in accumulate(r["epoch_seconds"] for r in history)]
-        label = f"{name} ({max(val):.4f})"
+        label = f"{name} ({kept_row(history)['val_accuracy']:.4f})"
         # past the 10 default colours, dashes keep every run's line distinct
         style = dict(color=f"C{i % 10}", linestyle=["-", "--", ":"][i // 10 % 3], lw=1.5, label=label)
         by_epoch.plot([r["epoch"] for r in history], val, **style)

@@ -154,6 +154,14 @@ def validation_feed(x, y, batch_size=256):
     return dict(validation_data=ordered_feed(x, y, batch_size)["x"])
 
 
+def evaluate(model, feed):
+    """The model's loss and metrics on validation_feed()'s arguments, as fit() computes them, by name."""
+    if "validation_batch_size" in feed:
+        x, y = feed["validation_data"]
+        return model.evaluate(x, y, batch_size=feed["validation_batch_size"], verbose=0, return_dict=True)
+    return model.evaluate(feed["validation_data"], verbose=0, return_dict=True)
+
+
 def without_autotuning(batches):
     import tensorflow as tf
 

@@ -154,6 +154,11 @@ def add_run_flags(parser, variants=False):
     run.add_argument("--ema", type=number(float, 0, 1, below=True), metavar="MOMENTUM",
                      help="validate and keep the exponential moving average of the weights, updated each step "
                           "with this momentum (0 = off, the default; 0.998 averages about the last 500 steps)")
+    if not variants:  # ablation.py compares whole validation curves
+        run.add_argument("--validate-from", type=number(float, 0, 1, below=True), metavar="SHARE",
+                         help="validate only from this share of the run on: earlier epochs skip the validation "
+                              "pass, so a timed run fits more epochs, and the model kept is the best of the "
+                              "validated ones; the last epoch always is (0 = every epoch, the default)")
     run.add_argument("--no-normalize", dest="normalize", action="store_false", default=None,
                      help="feed raw 0-255 pixels (ablation)")
     run.add_argument("--fresh", action="store_true", help="discard an interrupted run's backup and start over")

@@ -14,10 +14,11 @@ FEW_EPOCHS = 15
 NARROW_WIDTH = 0.5
 
 
-def plan(minutes, n_train, n_val, rates, started):
+def plan(minutes, n_train, n_val, rates, started, validated=1.0):
     """(cap, budget) of a run timed to `minutes`: as many epochs as fit the time left, counted from `started`,
-    at the measured training and validation `rates` (images/s); the cap leaves room for the machine to speed up."""
-    epoch = n_train / rates["train"] + n_val / rates["val"]
+    at the measured training and validation `rates` (images/s), with the `validated` share of the epochs
+    validated (--validate-from); the cap leaves room for the machine to speed up."""
+    epoch = n_train / rates["train"] + validated * n_val / rates["val"]
     elapsed = time.perf_counter() - started
     planned = max(1, int((minutes * 60 - elapsed - BUDGET_RESERVE_S) // epoch))
     cap = planned + max(1, planned // 2)

@@ -55,7 +55,7 @@ def curves_figure(runs, majority, path):
         epochs = [r["epoch"] for r in rows]
         if "val_accuracy" in rows[-1]:
             ax.plot(epochs, [r["val_accuracy"] for r in rows], marker + "-", ms=3, color=colour,
-                    label=f"{name} validation (best {max(r['val_accuracy'] for r in rows):.3f})")
+                    label=f"{name} validation (best {kept_row(rows)['val_accuracy']:.3f})")
         ax.plot(epochs, [r["accuracy"] for r in rows], ":", color=colour, label=f"{name} training")
     if majority:
         ax.axhline(majority, color="black", ls="--", lw=1, label=f"majority class ({majority:.3f})")

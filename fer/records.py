@@ -11,6 +11,7 @@ A run named NAME writes, all atomically:
 import csv
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -78,7 +79,14 @@ def write_history(path, rows):
 def kept_row(rows):
     """The history row of the epoch a run keeps: the best by validation accuracy, or without validation
     (--val-fraction 0) the last."""
-    return max(rows, key=lambda r: r["val_accuracy"]) if "val_accuracy" in rows[-1] else rows[-1]
+    validated = validated_rows(rows)
+    return max(validated, key=lambda r: r["val_accuracy"]) if validated else rows[-1]
+
+
+def validated_rows(rows):
+    """The history rows of validated epochs: not those before --validate-from's share (NaN), nor any of a run
+    without validation."""
+    return [r for r in rows if not math.isnan(r.get("val_accuracy", math.nan))]
 
 
 def write_summary(paths, summary):
@@ -230,6 +238,8 @@ def recipe_words(summary):
     if s.get("dropout", DROPOUT) != DROPOUT:  # older records lack the setting; their commands say so
         network += f"dropout {s['dropout']:g}, "
     length = f"{s['minutes']:g} min timed" if s.get("minutes") else f"{s.get('epochs')} ep"
+    if s.get("validate_from"):
+        length += f" validated from {s['validate_from']:.0%}"
     smoothing = s.get("label_smoothing", DEFAULTS["label_smoothing"])
     smoothing = "" if smoothing == DEFAULTS["label_smoothing"] else f", label smoothing {smoothing:g}"
     return (f"{summary.get('preset', '?')}: {network}{length}, batch {s.get('batch_size')}, {s.get('optimizer')} "

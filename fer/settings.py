@@ -35,8 +35,8 @@ PRESETS = {
 # the same network: the records and resume backups compare settings.
 DEFAULTS = dict(arch="vgg", dropout=DROPOUT, val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw",
                 weight_decay=0.01, label_smoothing=0.1, warmup_epochs=1, augment="affine", normalize=True,
-                batchnorm=True, erase=0.0, mixup=0.0, ema=0.0, clean_tail=0.0, tail_views=False, minutes=None,
-                teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
+                batchnorm=True, erase=0.0, mixup=0.0, ema=0.0, clean_tail=0.0, tail_views=False, validate_from=0.0,
+                minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 
@@ -78,6 +78,8 @@ def resolve(args, network=True, timed=False):
     if chosen["tail_views"] and no_warps_in_a_tail(chosen):
         raise InputError("--tail-views", "needs a clean tail of the in-model warps: give --clean-tail SHARE "
                                          "(and --augment affine)")
+    if chosen["validate_from"] and chosen["val_fraction"] == 0:
+        raise InputError("--validate-from", "needs held-out faces to validate on: --val-fraction 0 holds out none")
     if chosen["mixup"] and chosen["augment"] == "imagedatagenerator":
         raise InputError("--mixup", "works with the in-model augmentation, not --augment imagedatagenerator")
     if chosen["teachers"] and flags.get("distill") is None:

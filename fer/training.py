@@ -20,7 +20,8 @@ from .errors import InputError
 from .inference import load_model, predict_probabilities, write_submission
 from .models import PREPROCESSING_LAYERS, build_cnn
 from .plots import history_figure
-from .records import describe_run, kept_row, print_table, read_history, write_history, write_summary
+from .records import (describe_run, kept_row, print_table, read_history, validated_rows, write_history,
+                      write_summary)
 from .resume import AtomicBackupAndRestore, backed_up_epochs, check_resume, only_run, resume_key, resumes
 from .settings import frozen
 
@@ -127,8 +128,9 @@ def epochs_for_budget(data, settings, paths, fresh=False, started=None):
     if saved:
         return saved
     rates = measure_speed(data, settings)
-    return clock.plan(settings["minutes"], len(data["x_train"]), len(data["x_val"]), rates,
-                      clock.PROCESS_START if started is None else started)
+    started = clock.PROCESS_START if started is None else started
+    return clock.plan(settings["minutes"], len(data["x_train"]), len(data["x_val"]), rates, started,
+                      validated=1 - settings.get("validate_from", 0))
 
 
 def measure_speed(data, settings, steps=6, warmup=2):
@@ -167,7 +169,9 @@ def _fit(model, data, settings, paths, fresh, budget):
     # Resuming means this run finished an epoch and backed it up; an older run's history doesn't count.
     done = backed_up_epochs(paths["resume"])
     averaged = EMAWeights() if settings.get("ema") else None
-    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0, averaged=averaged)
+    validation = backend.validation_feed(data["x_val"], data["y_val"]) if len(data["x_val"]) else {}
+    validate = (lambda: backend.evaluate(model, validation)) if validation else None
+    recorder = EpochRecorder(paths, len(data["x_train"]), resuming=done > 0, averaged=averaged, validate=validate)
     write_text(paths["resume"] / "settings.json", json.dumps(resume_key(settings, data["split"], model.name), indent=1))
     # The guard comes first, so that a diverged epoch is neither kept as the best model nor backed up.
     # The backup comes after the recorder, and holds the raw weights with their average in the optimizer.
@@ -182,13 +186,15 @@ def _fit(model, data, settings, paths, fresh, budget):
             spent_s=budget["seconds_before_training"] + sum(r["epoch_seconds"] for r in rows),
             epoch_s=budget["epoch_seconds"], done_rows=rows)
         callbacks.insert(0, schedule)
+    # The share of the run done at an epoch's middle: by the clock in a timed run, else by the epoch count
+    progress = (lambda epoch: schedule.progress) if budget else (lambda epoch: (epoch + 0.5) / settings["epochs"])
     if settings.get("clean_tail"):
         # after the schedule, whose progress it reads in a timed run
-        progress = (lambda epoch: schedule.progress) if budget else (lambda epoch: (epoch + 0.5) / settings["epochs"])
         callbacks.insert(1 if budget else 0, CleanTail(settings["clean_tail"], progress,
                                                            views=settings.get("tail_views", False)))
+    if validation and settings.get("validate_from"):
+        validation["validation_freq"] = ValidatedEpochs(settings["validate_from"], progress)
     verbose = 1 if sys.stdout.isatty() else 2
-    validation = backend.validation_feed(data["x_val"], data["y_val"]) if len(data["x_val"]) else {}
     started = time.perf_counter()
     model.fit(**training_feed(data, settings, steps, done), epochs=settings["epochs"], **validation,
               callbacks=callbacks, verbose=verbose)
@@ -224,6 +230,20 @@ def training_feed(data, settings, steps, done):
     return backend.array_feed(x, y, batch_size, settings["seed"], epoch=done)
 
 
+class ValidatedEpochs(list):
+    """fit()'s validation_freq for --validate-from: Keras validates epoch N (1-based) if `N in validation_freq`,
+    which is asked after the epoch's training, when the share of the run done at its middle is known. Earlier
+    epochs skip the validation pass and their history holds NaN there; EpochRecorder validates the last epoch
+    if none reached the share."""
+
+    def __init__(self, share, progress):
+        super().__init__()
+        self.share, self.progress = share, progress
+
+    def __contains__(self, epoch):
+        return self.progress(epoch - 1) >= self.share
+
+
 class EMAWeights(keras.callbacks.SwapEMAWeights):
     """The weights' moving average in the model while it is validated (Keras's callback) and while the
     recorder saves it (`with averaged_in():`); the raw weights otherwise, so training and backups go on."""
@@ -246,12 +266,12 @@ class EpochRecorder(keras.callbacks.Callback):
     # synchronous hook makes each step wait for the device before the host prepares the next one.
     async_safe = True
 
-    def __init__(self, paths, n_train, resuming, averaged=None):
+    def __init__(self, paths, n_train, resuming, averaged=None, validate=None):
         super().__init__()
-        self.paths, self.n_train, self.averaged = paths, n_train, averaged
+        self.paths, self.n_train, self.averaged, self.validate = paths, n_train, averaged, validate
         self.rows = read_history(paths["history"]) if resuming else []
         has_model = paths["model"].exists()
-        self.best = max((r.get("val_accuracy", -1.0) for r in self.rows), default=-1.0) if has_model else -1.0
+        self.best = max((r["val_accuracy"] for r in validated_rows(self.rows)), default=-1.0) if has_model else -1.0
         self.first_epoch_of_session = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -265,18 +285,38 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        if self.validate and "val_accuracy" not in logs:  # an epoch before --validate-from's share
+            logs.update(val_loss=math.nan, val_accuracy=math.nan)
         row = {"epoch": epoch + 1, **logs, "lr": float(np.asarray(self.model.optimizer.learning_rate)),
                "train_seconds": self.t_train - self.t0, "epoch_seconds": now - self.t0,
                "warm": int(not self.first_epoch_of_session)}  # the first epoch of a session compiles
         self.first_epoch_of_session = False
         # A run killed after this row but before its backup redoes the epoch: replace, don't repeat.
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        self.keep_if_best(row)
+        write_history(self.paths["history"], self.rows)
+
+    def on_train_end(self, logs=None):
+        # The last epoch is always validated, also where its middle came before --validate-from's share (a short
+        # run, or one the clock ended early), so that the run keeps a validated model.
+        if self.validate and self.rows and math.isnan(self.rows[-1].get("val_accuracy", 0.0)):
+            with self.averaged_in():
+                scores = self.validate()
+            self.rows[-1] = {**self.rows[-1], "val_loss": float(scores["loss"]),
+                             "val_accuracy": float(scores["accuracy"])}
+            self.keep_if_best(self.rows[-1])
+            write_history(self.paths["history"], self.rows)
+
+    def keep_if_best(self, row):
+        """Save the model if this epoch's validation is the best yet (NaN: not validated), or every epoch in a
+        run without validation."""
         if row.get("val_accuracy", np.inf) > self.best:
             self.best = row.get("val_accuracy", -1.0)
-            with atomic_path(self.paths["model"]) as tmp, \
-                    (self.averaged.averaged_in() if self.averaged else contextlib.nullcontext()):
+            with atomic_path(self.paths["model"]) as tmp, self.averaged_in():
                 self.model.save(tmp)
-        write_history(self.paths["history"], self.rows)
+
+    def averaged_in(self):
+        return self.averaged.averaged_in() if self.averaged else contextlib.nullcontext()
 
     def summary(self, session_seconds):
         rows = self.rows

@@ -24,6 +24,30 @@ def test_a_clean_tail_the_dropout_and_the_batch_are_recorded_and_in_the_recipe(s
 
 
 
+def test_validate_from_skips_the_early_validations_and_keeps_the_best_validated_epoch(synthetic_files, tmp_path,
+                                                                                      capsys):
+    """--validate-from 0.5 of 4 epochs validates epochs 3 and 4; 0.9 of 2 epochs is never reached by an epoch's
+    middle, so the last epoch is validated after training. Either way the model kept scores its record."""
+    for epochs, share in (("4", "0.5"), ("2", "0.9")):
+        model = tmp_path / f"cnn_{epochs}.keras"
+        assert run_script("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--epochs", epochs,
+                          "--limit", "256", "--validate-from", share, "--model", model, "--figures", tmp_path) == 0
+        rows = read_rows(tmp_path / f"cnn_{epochs}_history.csv")
+        validated = [r["val_accuracy"] != "nan" for r in rows]
+        assert validated == ([False, False, True, True] if epochs == "4" else [False, True]), rows
+        summary = json.loads((tmp_path / f"cnn_{epochs}_summary.json").read_text())
+        scores = {int(r["epoch"]): float(r["val_accuracy"]) for r, v in zip(rows, validated) if v}
+        assert summary["best_val_accuracy"] == round(max(scores.values()), 4) and summary["best_epoch"] in scores
+        assert f"{epochs} ep validated from {float(share):.0%}" in recipe_words(summary)
+        capsys.readouterr()
+        assert run_script("predict.py", "--model", model, "--validate", synthetic_files["train"]) == 0
+        plain = float(next(line for line in capsys.readouterr().out.splitlines()
+                           if line.startswith(str(model))).split()[-3])
+        assert abs(plain - summary["best_val_accuracy"]) < 1e-3
+    assert refused(capsys, "train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--val-fraction", "0",
+                   "--validate-from", "0.5").startswith("error: --validate-from: needs held-out faces")
+
+
 def test_a_tail_on_the_views_is_named_in_the_recipe():
     settings = dict(augment="affine", augment_scale=0.75, erase=0.25, clean_tail=0.15)
     assert augmentation_words(settings) == "affine x0.75, erasing 0.25, clean tail 0.15"
