@@ -5,7 +5,7 @@ matplotlib.use("Agg")  # scripts run headless on GPU boxes and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .records import kept_row  # noqa: E402
+from .records import kept_row, validated_rows  # noqa: E402
 
 plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 110, "savefig.dpi": 150,
                      "axes.grid": True, "grid.alpha": 0.3})
@@ -23,6 +23,7 @@ def history_figure(rows, path, title):
     without validation)."""
     epochs = [r["epoch"] for r in rows]
     validated, best = "val_accuracy" in rows[-1], kept_row(rows)
+    first = (validated_rows(rows) or rows)[0]["epoch"]  # later than the first epoch with --validate-from
     # constrained layout keeps the suptitle clear of the panel titles
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     clean = [r["epoch"] for r in rows if r.get("clean")]
@@ -31,7 +32,8 @@ def history_figure(rows, path, title):
             ax.axvspan(clean[0] - 0.5, clean[-1] + 0.5, color="0.92", label="clean tail: no warps or erasing")
         ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
         if validated:
-            ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3, label="validation")
+            ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3,
+                    label="validation" if first == epochs[0] else f"validation (from epoch {first})")
             ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
