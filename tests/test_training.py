@@ -23,7 +23,6 @@ def test_a_clean_tail_the_dropout_and_the_batch_are_recorded_and_in_the_recipe(s
     assert ", batch 32, " in recipe_words(summary) and " wd 0.01, label smoothing 0.2, " in recipe_words(summary)
 
 
-
 def test_validate_from_skips_the_early_validations_and_keeps_the_best_validated_epoch(synthetic_files, tmp_path,
                                                                                       capsys):
     """--validate-from 0.5 of 4 epochs validates epochs 3 and 4; 0.9 of 2 epochs is never reached by an epoch's
