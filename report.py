@@ -149,7 +149,8 @@ def model_section(title, name, path, out, blocks, majority, score_note="", label
         blocks.append(para(f"Recipe: {records.recipe_words(summary)}; {split['train_rows']:,} training and "
                            f"{split['val_rows']:,} validation faces; {summary['wall_seconds'] / 60:.1f} min on "
                            f"{summary['device']} ({summary['backend']}); command `{summary.get('command', '?')}`."))
-        figure = history_figure(history, out / f"report_{Path(path).stem}_history.png", f"{label}: {validation}")
+        figure = history_figure(history, out / f"report_{Path(path).stem}_history.png", f"{label}: {validation}",
+                                tail_views=summary.get("settings", {}).get("tail_views", False))
         blocks.append(image(figure, f"{label} training curves: loss and accuracy per epoch"))
     else:
         blocks.append(missing(f"the {name}'s training records (summary and history beside {path})",

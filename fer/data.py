@@ -184,7 +184,8 @@ def prepare_data(path, settings):
     x_train, x_val = as_input(faces.x[train]), as_input(faces.x[val])
     data = dict(x_train=x_train, y_train=one_hot(faces.y[train]), x_val=x_val, y_val=one_hot(faces.y[val]),
                 mean=None, variance=None,
-                split=dict(file=str(path), digest=faces.digest, val_fraction=settings["val_fraction"],
+                split=dict(file=str(path), digest=faces.digest, faces=faces.content(),
+                           val_fraction=settings["val_fraction"],
                            seed=settings["split_seed"], train_rows=len(train), val_rows=len(val),
                            by_usage=faces.usage is not None, limit=settings.get("limit")))
     if settings["normalize"]:

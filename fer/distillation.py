@@ -91,7 +91,7 @@ def check_held_out(path, split, flag):
     model_file(path, flag)  # there, and a file
     if split["val_rows"] == 0:
         return  # a final fit: no face is held out, so no model can have trained on one
-    fraction, seed, recorded = recorded_split(path, split["digest"])
+    fraction, seed, recorded = recorded_split(path, split["digest"], split.get("faces"))
     if not recorded:
         raise InputError(path, f"its summary JSON ({summary_path(path).name}) does not show which faces of "
                                f"{split['file']} it held out, so it may have trained on this run's validation faces; "

@@ -18,18 +18,19 @@ def save(fig, path):
     return path
 
 
-def history_figure(rows, path, title):
+def history_figure(rows, path, title, tail_views=False):
     """Loss and accuracy per epoch, training vs validation, best epoch marked (training only for a run
-    without validation)."""
+    without validation); a clean tail shaded (tail_views: on --tta's zoom views rather than the faces as they are)."""
     epochs = [r["epoch"] for r in rows]
     validated, best = "val_accuracy" in rows[-1], kept_row(rows)
     first = (validated_rows(rows) or rows)[0]["epoch"]  # later than the first epoch with --validate-from
     # constrained layout keeps the suptitle clear of the panel titles
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     clean = [r["epoch"] for r in rows if r.get("clean")]
+    tail = "clean tail: --tta's zoom views, no erasing" if tail_views else "clean tail: no warps or erasing"
     for ax, key, name in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
         if clean:  # training accuracy jumps there: the faces are no longer warped
-            ax.axvspan(clean[0] - 0.5, clean[-1] + 0.5, color="0.92", label="clean tail: no warps or erasing")
+            ax.axvspan(clean[0] - 0.5, clean[-1] + 0.5, color="0.92", label=tail)
         ax.plot(epochs, [r[key] for r in rows], "o-", ms=3, label="training")
         if validated:
             ax.plot(epochs, [r["val_" + key] for r in rows], "o-", ms=3,

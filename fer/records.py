@@ -110,21 +110,25 @@ def finished_run(paths, settings, data):
     now = as_record(settings)
     # A record older than the arch setting names its network in "architecture" alone.
     recorded = {"arch": summary.get("architecture"), **summary.get("settings", {})}
+    split = json.loads(json.dumps(data["split"]))
+    if "faces" not in summary.get("split", {}):
+        split.pop("faces", None)  # a record older than the faces' content key: its file's digest decides
     same = (with_new_defaults(recorded, now) == now
-            and summary.get("split") == json.loads(json.dumps(data["split"]))
+            and summary.get("split") == split
             and summary.get("backend") == backend.name())
     return summary if same else None
 
 
 # ----------------------------------------------------------------------------- the split a model used
 
-def recorded_split(model_path, digest):
-    """(validation fraction, split seed, recorded?) from a model's summary, for the file with this digest;
-    train_cnn.py's defaults when the summary is missing or is about another file."""
+def recorded_split(model_path, digest, faces=None):
+    """(validation fraction, split seed, recorded?) from a model's summary, for the file with this digest or
+    the same faces in another file (content key `faces`: train.npz of train.csv); train_cnn.py's defaults when
+    the summary is missing or is about other faces."""
     summary = summary_path(model_path)
     if summary.exists():
         split = json.loads(summary.read_text()).get("split", {})
-        if split.get("digest") == digest:
+        if split.get("digest") == digest or (faces is not None and split.get("faces") == faces):
             return split["val_fraction"], split["seed"], True
     return DEFAULTS["val_fraction"], DEFAULTS["split_seed"], False
 
@@ -140,7 +144,8 @@ def load_split(data_path, model_paths):
     averaged, on faces some of them trained on."""
     paths = [model_paths] if isinstance(model_paths, (str, Path)) else list(model_paths)
     faces = load_labeled(data_path)
-    splits = [recorded_split(path, faces.digest) for path in paths]
+    content = faces.content()
+    splits = [recorded_split(path, faces.digest, content) for path in paths]
     for path, split in zip(paths, splits):
         if split[0] == 0 and split[2]:
             raise InputError(path, f"was trained on every labeled row of {data_path} (--val-fraction 0): no face of "

@@ -340,7 +340,8 @@ def finish(paths, summary, test=None, figures_title=""):
     validated = summary["best_val_accuracy"] is not None
     history_figure(rows, paths["figure"], f"{figures_title}: " + (
         f"best validation accuracy {summary['best_val_accuracy']:.4f}" if validated
-        else f"every labeled row trained ({summary['split']['train_rows']:,}), no validation"))
+        else f"every labeled row trained ({summary['split']['train_rows']:,}), no validation"),
+        tail_views=summary["settings"].get("tail_views", False))
     written = [paths["model"], paths["history"], paths["figure"]]
     if test is not None:
         best = load_model(paths["model"])

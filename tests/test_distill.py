@@ -131,6 +131,30 @@ def test_a_doubtful_teacher_or_a_missing_unlabeled_file_is_refused(trained, synt
     assert not (tmp_path / "student.keras").exists() and not (tmp_path / "figures").exists()
 
 
+def test_a_teacher_trained_on_the_same_faces_in_another_format_held_out_the_same_faces(tmp_path):
+    """train.npz holds train.csv's faces: a teacher split from one held out what a student of the other holds out;
+    other faces in a file of the same format are still refused, and load_split finds the teacher's split."""
+    x, y = synthetic_faces(50, seed=3)
+    csv = write_csv(tmp_path / "train.csv", x, y)
+    np.savez(tmp_path / "train.npz", x=x, y=y.astype(np.uint8))
+    np.savez(tmp_path / "other.npz", x=x, y=((y + 1) % 7).astype(np.uint8))
+    teacher = constant_model(tmp_path / "t.keras", TEACHER_LOGITS[0])
+    settings = settings_for([teacher], extra=["--split-seed", "2"])
+    student = prepare_data(csv, settings)
+    for arrays, accepted in (("train.npz", True), ("other.npz", False)):
+        split = prepare_data(tmp_path / arrays, settings)["split"]
+        assert split["digest"] != student["split"]["digest"]  # other files: only their faces can match
+        (tmp_path / "t_summary.json").write_text(json.dumps({"split": split}))
+        if accepted:
+            distillation.check_held_out(teacher, student["split"], "--teacher")
+            _, validation, note = records.load_split(csv, teacher)
+            assert note == "the split used in training"
+            np.testing.assert_array_equal(validation.x.reshape(-1, 48, 48, 1), student["x_val"])
+        else:
+            with pytest.raises(InputError, match="does not show which faces"):
+                distillation.check_held_out(teacher, student["split"], "--teacher")
+
+
 def sided_model(path):
     """A model whose answer depends on which half of the face is bright: class 0 for the left, 1 for the right."""
     kernel = np.zeros((48, 48, 7), "float32")
