@@ -104,7 +104,7 @@ def check_resume(resume_dir, settings, split, fresh, network):
             changed.append("training data")
         if before["backend"] != now["backend"]:
             changed.append("backend")
-        if before["network"] != now["network"] and not changed:  # a CNN's name is its arch, already named
+        if before["network"] != now["network"] and "arch" not in changed:  # a CNN's name is its arch, named
             changed.append(f"network: {before['network']}, now {now['network']}")
         raise InputError(resume_dir, f"an interrupted run with other settings ({', '.join(changed)}) is here; "
                                      "rerun with --fresh to discard it, or with its settings to resume it")
