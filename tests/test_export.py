@@ -204,3 +204,18 @@ def test_savedmodel_and_litert_exports_agree_with_the_keras_model(trained, synth
     summary = json.loads((out.parent / "cnn_summary.json").read_text())
     assert set(summary["formats"]) == {"savedmodel", "litert"}
     assert all(f["largest_probability_change"] < 1e-3 for f in summary["formats"].values())
+
+
+def test_the_shipped_members_record_one_split_of_the_same_faces_whichever_file_they_read():
+    """Members trained on train.npz.xz and on train.csv.xz record the faces' content key: each is then known as
+    held out from either file, so all of them teach one run and are scored together."""
+    from fer.records import SHIPPED_MODEL, recorded_split, summary_path
+
+    members = sorted(SHIPPED_MODEL.parent.glob("cnn*.keras"))
+    splits = [json.loads(summary_path(m).read_text())["split"] for m in members]
+    keys = {s.get("faces") for s in splits}
+    assert len(members) >= 2 and len(keys) == 1 and None not in keys, splits
+    for member, split in zip(members, splits):
+        recorded = recorded_split(member, "the digest of another file", faces=split["faces"])
+        assert recorded == (split["val_fraction"], split["seed"], True)
+        assert recorded_split(member, "the digest of another file", faces="other faces")[2] is False

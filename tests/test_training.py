@@ -8,7 +8,7 @@ import pytest
 
 from conftest import (QUICK, ROOT, read_rows, refused, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       kill_after_epochs, write_csv)
-from fer.records import augmentation_words, recipe_words
+from fer.records import augmentation_words, load_split, recipe_words
 from fer.resume import backed_up_epochs
 
 
@@ -188,18 +188,23 @@ def test_a_dnn_resumes_only_with_the_same_layers(synthetic_files, tmp_path):
 
 
 def test_jax_backend_trains_and_its_model_loads_here(synthetic_files, tmp_path):
+    """Under JAX too: the model learns, --validate-from 0.5 validates only epochs 3 and 4, and the one kept
+    scores its record."""
     pytest.importorskip("jax")
     done = subprocess.run([sys.executable, str(ROOT / "train_cnn.py"), "--train", synthetic_files["train"],
                            "--test", synthetic_files["test"], *QUICK, "--epochs", "4", "--no-augment",
-                           "--model", str(tmp_path / "jax.keras"), "--figures", str(tmp_path)],
+                           "--validate-from", "0.5", "--model", str(tmp_path / "jax.keras"), "--figures",
+                           str(tmp_path)],
                           cwd=tmp_path, env=subprocess_env(KERAS_BACKEND="jax"), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "jax_summary.json").read_text())
     assert summary["backend"] == "jax" and summary["best_val_accuracy"] >= 0.8
+    rows = [{k: float(v) for k, v in r.items()} for r in read_rows(tmp_path / "jax_history.csv")]
+    assert [not np.isnan(r["val_accuracy"]) for r in rows] == [False, False, True, True], rows
+    assert summary["best_epoch"] in (3, 4)
     # training time is still split from validation time with the batch-end hooks on a worker thread
-    assert all(0 < r["train_seconds"] < r["epoch_seconds"] for r in read_rows(tmp_path / "jax_history.csv")
-               for r in [{k: float(v) for k, v in r.items()}])
+    assert all(0 < r["train_seconds"] < r["epoch_seconds"] for r in rows[2:])
     from fer import inference
     from fer.data import load_faces
 
@@ -207,6 +212,9 @@ def test_jax_backend_trains_and_its_model_loads_here(synthetic_files, tmp_path):
     here = inference.predict_probabilities([model], load_faces(synthetic_files["test"]).x).argmax(1)
     there = np.array([int(r["label"]) for r in read_rows(tmp_path / "jax_submission.csv")])
     assert np.mean(here == there) >= 0.98
+    held_out = load_split(synthetic_files["train"], tmp_path / "jax.keras")[1]
+    kept = inference.predict_probabilities([model], held_out.x).argmax(1)
+    assert abs(np.mean(kept == held_out.y) - summary["best_val_accuracy"]) < 2e-3
 
 
 TRAINING_CALLBACKS = """
