@@ -4,6 +4,7 @@ leaves behind when it ends (fer.records says where).
 Killed runs resume (fer.resume); runs timed to the clock plan their epochs with fer.clock.
 """
 import contextlib
+import functools
 import json
 import math
 import shutil
@@ -122,7 +123,7 @@ def epochs_for_budget(data, settings, paths, fresh=False, started=None):
     """The epoch cap and plan of a run timed to settings["minutes"]: returns (cap, budget).
 
     The plan is as many epochs as fit the time left, counted from `started` (the process start), at the speed
-    this machine shows on a few steps of the same network; the cap leaves room for the machine to speed up.
+    this machine shows on a few steps of the same network; the cap leaves room for it to run faster.
     ClockSchedule then paces the learning rate by the clock. A run that resumes keeps its cap and budget."""
     saved = None if fresh else clock.saved_plan(paths["resume"] / "budget.json", settings["minutes"])
     if saved:
@@ -141,14 +142,8 @@ def measure_speed(data, settings, steps=6, warmup=2):
     compile_model(model, {**settings, "epochs": 1}, warmup + steps)
     n = min(settings["batch_size"], len(data["x_train"]))
     x, y = data["x_train"][:n], data["y_train"][:n]
-    rates = {}
-    for name, step in (("train", model.train_on_batch), ("val", model.test_on_batch)):
-        for _ in range(warmup):
-            step(x, y)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step(x, y)
-        rates[name] = steps * n / (time.perf_counter() - t0)
+    rates = {name: clock.images_per_second(functools.partial(step, x, y), n, steps, warmup)
+             for name, step in (("train", model.train_on_batch), ("val", model.test_on_batch))}
     del model
     keras.backend.clear_session()
     return rates

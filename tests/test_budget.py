@@ -9,7 +9,8 @@ import pytest
 from conftest import QUICK, ROOT, read_rows, run_script, synthetic_faces, train_cnn_settings
 from fer import records, training
 from fer.augment import CleanTail
-from fer.clock import BUDGET_RESERVE_S, FEW_EPOCHS, NARROW_WIDTH, ClockSchedule, narrower_advice
+from fer import clock as clocks
+from fer.clock import BUDGET_RESERVE_S, CAP_FACTOR, FEW_EPOCHS, NARROW_WIDTH, ClockSchedule, narrower_advice
 from fer.settings import CPU_MINUTES, DEFAULTS, PRESETS
 
 
@@ -53,7 +54,29 @@ def test_the_plan_fills_the_time_left_at_the_measured_speed(monkeypatch, tmp_pat
     # timed from now: by default a budget counts from when fer.training loaded, long ago in a test session
     cap, budget = training.epochs_for_budget(budget_data(), {"minutes": 10}, paths, started=time.perf_counter())
     assert budget["epoch_seconds"] == 11.0 and budget["train_images_per_second"] == 100.0
-    assert cap == budget["planned_epochs"] * 3 // 2  # room for the machine to speed up
+    assert cap == budget["planned_epochs"] * CAP_FACTOR  # room for the machine to run faster than measured
+
+
+def test_the_speed_probe_is_not_slowed_down_by_a_stall_during_one_step():
+    clock = FakeClock()
+    lengths = iter([5.0, 0.1, 0.1, 3.0, 0.1, 0.1, 0.1])  # a slow first (warm-up) step, a stall in the third timed
+
+    def step():
+        clock.now += next(lengths)
+
+    assert clocks.images_per_second(step, 128, steps=6, warmup=1, clock=clock) == pytest.approx(1280)
+    assert next(lengths, None) is None  # every step ran, the warm-up untimed
+
+
+def test_a_probe_that_read_the_machine_at_half_its_speed_still_trains_for_the_whole_budget():
+    """A stall while the plan measured: 50 training images/s read where the machine trains at 100."""
+    cap, budget = clocks.plan(10, 1000, 400, {"train": 50.0, "val": 400.0}, started=time.perf_counter())
+    real_epoch = 1000 / 100 + 400 / 400
+    seconds = 10 * 60 - BUDGET_RESERVE_S
+    assert budget["planned_epochs"] == seconds // 21
+    rates, used, _ = run_clock([real_epoch], cap=cap, budget_s=seconds, epoch_s=budget["epoch_seconds"])
+    assert len(rates) < cap and seconds - real_epoch < used <= seconds  # ended by the clock, not by the cap
+    assert rates[-1] < 0.02
 
 
 def test_a_slow_machine_is_told_that_a_narrower_network_learns_more_in_its_time():
