@@ -174,6 +174,17 @@ def has_gpu():
     return accelerator().startswith("GPU")
 
 
+def slow_training_note():
+    """A note for training under JAX on a CPU, None elsewhere: XLA's CPU convolutions there reach about a
+    third of what TensorFlow's oneDNN kernels do, so the whole step a quarter (bench/results/README.md)."""
+    if name() != "jax" or has_gpu():
+        return None
+    tensorflow = importlib.util.find_spec("tensorflow") is not None
+    return ("note: JAX trains on a CPU at about a quarter of TensorFlow's images/s"
+            + ("; unset KERAS_BACKEND to train with TensorFlow" if tensorflow else
+               "; with TensorFlow installed (requirements.txt) and KERAS_BACKEND unset, it trains faster"))
+
+
 def gradient(fn, x):
     """d(sum of fn(x))/dx for a batch: fn maps a batch to one number per example.
 

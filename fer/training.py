@@ -80,6 +80,9 @@ def train_cnn(data, settings, paths, fresh=False, started=None):
           f"{'' if len(data['x_val']) else ' (every labeled row: no validation, the last epoch is the model)'}, "
           f"preset {settings['preset']}, "
           f"{backend.name()} on {run['device']}", flush=True)
+    note = backend.slow_training_note()
+    if note:
+        print(note, flush=True)
     if budget:
         # A first session's time so far, the measurement and this build included; a resumed one keeps its own.
         budget.setdefault("seconds_before_training", round(time.perf_counter() - started, 1))
@@ -87,7 +90,8 @@ def train_cnn(data, settings, paths, fresh=False, started=None):
         print(f"about {clock.epochs_fit(budget['planned_epochs'])} {settings['minutes']:g} minutes here "
               f"({budget['train_images_per_second']:,.0f} training and {budget['val_images_per_second']:,.0f} "
               f"validation images/s measured, ~{budget['epoch_seconds']:.0f} s an epoch); the learning rate "
-              f"follows the clock, so the run ends on time even if the machine slows down", flush=True)
+              f"follows the clock, so the run ends on time even if the machine slows down (the epoch counter "
+              f"below runs to a cap of {settings['epochs']}, room for a machine that speeds up)", flush=True)
         advice = clock.narrower_advice(budget["planned_epochs"], settings["width"])
         if advice:
             print(advice, flush=True)

@@ -271,3 +271,18 @@ def test_fused_batch_norm_leaves_saved_models_as_they_were(tmp_path):
     assert '"class_name": "BatchNormalization"' in config and "fer." not in config
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_training_under_jax_on_a_cpu_says_that_tensorflow_trains_faster(monkeypatch):
+    monkeypatch.setattr(backend, "name", lambda: "jax")
+    monkeypatch.setattr(backend, "has_gpu", lambda: False)
+    assert "unset KERAS_BACKEND" in backend.slow_training_note()
+    real_find_spec = backend.importlib.util.find_spec
+    monkeypatch.setattr(backend.importlib.util, "find_spec",
+                        lambda module, *a: None if module == "tensorflow" else real_find_spec(module, *a))
+    assert "with TensorFlow installed" in backend.slow_training_note()
+    monkeypatch.setattr(backend, "has_gpu", lambda: True)
+    assert backend.slow_training_note() is None
+    monkeypatch.setattr(backend, "has_gpu", lambda: False)
+    monkeypatch.setattr(backend, "name", lambda: "tensorflow")
+    assert backend.slow_training_note() is None
