@@ -36,6 +36,7 @@ def read_photo(path):
         raw = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    # OpenCV turns the image as its EXIF orientation tag says: a phone stores a sideways shot unturned
     image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
     if image is None:
         raise InputError(path, "not an image OpenCV can read (JPEG, PNG, BMP, WebP or TIFF)")

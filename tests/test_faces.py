@@ -44,6 +44,23 @@ def test_the_detector_finds_the_astronaut_and_crops_her_face_as_fer2013_does(ast
     assert crop_face(grey, (0, 0, 60, 60)).shape == (48, 48)
 
 
+
+def test_a_phone_photo_stored_sideways_is_read_the_way_up_its_exif_tag_says(tmp_path):
+    from PIL import Image
+
+    from fer.photos import read_photo
+
+    upright = photos.astronaut()
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(upright)))  # as a phone held sideways stores it
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, quality=95, exif=exif)
+    rgb, grey = read_photo(path)
+    assert rgb.shape == upright.shape and np.abs(rgb.astype(int) - upright.astype(int)).mean() < 6
+    (box,) = find_faces(grey)
+    assert overlap(box, ASTRONAUT_FACE) > 0.6
+
 def test_faces_script_boxes_and_classifies_every_face(trained, astronaut, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_script("faces.py", astronaut, "--out", out, "--model", trained / "cnn.keras", "--saliency") == 0
