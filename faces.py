@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Find every face in photos and read its expression.
 
-Each face is found by OpenCV's frontal-face detector, cut out with a margin around the detector's box, greyed
-and shrunk to 48x48 as FER2013's faces were made, and classified by the model. Writes, in --out:
+Each face is found by OpenCV's frontal-face detector (on the photo scaled down to --search-size, 1024 pixels,
+at most), cut out of the full photo with a margin around the detector's box, greyed and shrunk to 48x48 as
+FER2013's faces were made, and classified by the model. Writes, in --out:
     <photo>_faces.png   the photo with each face boxed and labelled, and the 7 probabilities of each face
     faces.csv           one row per face: file,x,y,w,h,label,p_Angry,...,p_Neutral (box in the photo's pixels)
 A photo with no face is reported and skipped. Files that are not images are reported once the others are
@@ -25,7 +26,7 @@ from fer.errors import InputError
 from fer.explain import CAM_METHODS, check_explainable, explain
 from fer.layers import conv_activations
 from fer.outputs import check_outputs
-from fer.photos import crop_face, find_faces, photo_paths, read_photo
+from fer.photos import SEARCH_SIDE, crop_face, find_faces, photo_paths, read_photo, search_scale, smallest_face
 
 
 def parse_args():
@@ -41,6 +42,10 @@ def parse_args():
                              "(HiResCAM; the gradient for a DNN)")
     parser.add_argument("--min-face", type=cli.number(int, 12), default=30, metavar="PIXELS",
                         help="smallest face to look for, in the photo's pixels (default 30)")
+    parser.add_argument("--search-size", type=cli.number(int, 64), default=SEARCH_SIDE, metavar="PIXELS",
+                        help=f"a photo is searched scaled down to this longer side at most (default {SEARCH_SIDE}): "
+                             "at full resolution the detector finds faces in fine texture; give the photo's own "
+                             "size to find faces smaller than about a fortieth of it")
     return parser.parse_args()
 
 
@@ -84,6 +89,16 @@ def draw(rgb, boxes, faces, probabilities, maps, title, path):
     return save(fig, path)
 
 
+def no_face_details(shape, min_face, search_side):
+    """What was searched: the photo's size, and for one scaled down, the smallest face looked for and the remedy."""
+    height, width = shape[:2]
+    if search_scale(shape, search_side) == 1:
+        return f"{width}x{height} pixels"
+    smallest = smallest_face(shape, min_face, search_side)
+    return (f"{width}x{height} pixels, searched at {search_side} for faces of {smallest} pixels or more; "
+            f"--search-size {max(width, height)} searches it at full size")
+
+
 def csv_rows(photo, boxes, probabilities):
     return [[str(photo), *box, CLASSES[p.argmax()], *(f"{v:.4f}" for v in p)] for box, p in zip(boxes, probabilities)]
 
@@ -104,9 +119,9 @@ def main():
         except InputError as exc:  # the other photos are still read; the refusal is reported at the end
             refused.append(exc)
             continue
-        boxes = find_faces(grey, args.min_face)
+        boxes = find_faces(grey, args.min_face, args.search_size)
         if not boxes:
-            print(f"{photo}: no face found ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
+            print(f"{photo}: no face found ({no_face_details(grey.shape, args.min_face, args.search_size)})")
             continue
         faces = np.stack([crop_face(grey, box) for box in boxes])
         probabilities = inference.predict_probabilities(models, faces, args.tta)

@@ -13,6 +13,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # FER2013's faces were cut around the detector's box with some room to spare: the whole head, a little hair
 # and chin. A margin of a fifth of the box on each side gives crops that look like the data set's.
 MARGIN = 0.2
+# The detector tries every window at every scale, so a high-resolution photo's fine texture gives it many more
+# chances to see a face where there is none; a photo is searched at this size at most, its boxes scaled back.
+SEARCH_SIDE = 1024
+WINDOW = 24  # the cascade's own window: the smallest face it finds at the size it searches
 
 
 def photo_paths(paths):
@@ -50,11 +54,25 @@ def detector():
     return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
 
 
-def find_faces(grey, min_size=30):
-    """Boxes (x, y, w, h) of the frontal faces in a grey image, left to right."""
-    boxes = detector().detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5,
-                                      minSize=(min_size, min_size))
-    return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda box: box[0])
+def find_faces(grey, min_size=30, search_side=SEARCH_SIDE):
+    """Boxes (x, y, w, h) of the frontal faces in a grey image, in its pixels, left to right. A photo whose longer
+    side exceeds `search_side` is searched scaled down to it; `min_size` is in the photo's pixels."""
+    scale = search_scale(grey.shape, search_side)
+    search = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
+    smallest = max(1, round(min_size * scale))
+    boxes = detector().detectMultiScale(cv2.equalizeHist(search), scaleFactor=1.1, minNeighbors=5,
+                                      minSize=(smallest, smallest))
+    return sorted((tuple(int(round(v / scale)) for v in box) for box in boxes), key=lambda box: box[0])
+
+
+def search_scale(shape, search_side=SEARCH_SIDE):
+    """The factor a photo of this (height, width) is searched at: 1, or less for one larger than search_side."""
+    return min(1.0, search_side / max(shape[:2]))
+
+
+def smallest_face(shape, min_size=30, search_side=SEARCH_SIDE):
+    """The smallest face, in the photo's pixels, that find_faces looks for in a photo of this shape."""
+    return max(min_size, round(WINDOW / search_scale(shape, search_side)))
 
 
 def crop_face(grey, box, margin=MARGIN):

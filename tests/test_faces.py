@@ -7,7 +7,7 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
-from fer.photos import crop_face, find_faces
+from fer.photos import SEARCH_SIDE, crop_face, find_faces
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
 
@@ -61,6 +61,34 @@ def test_a_phone_photo_stored_sideways_is_read_the_way_up_its_exif_tag_says(tmp_
     (box,) = find_faces(grey)
     assert overlap(box, ASTRONAUT_FACE) > 0.6
 
+
+def textured_photo(side=2048):
+    """A high-resolution grey photo: the astronaut at her own size among other photos that skimage ships, at
+    theirs; fine texture over most of it, and one face."""
+    canvas = np.full((side, side), 128, np.uint8)
+    x = y = row = 0
+    for image in (photos.astronaut(), photos.coffee(), photos.chelsea(), photos.rocket(), photos.camera(),
+                  photos.coins(), photos.moon(), photos.page(), photos.text(), photos.immunohistochemistry(),
+                  photos.hubble_deep_field()):
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        if grey.shape[0] > 600:
+            grey = cv2.resize(grey, (grey.shape[1] * 600 // grey.shape[0], 600), interpolation=cv2.INTER_AREA)
+        h, w = grey.shape
+        if x + w > side:
+            x, y, row = 0, y + row, 0
+        canvas[y:y + h, x:x + w] = grey
+        x, row = x + w, max(row, h)
+    return canvas
+
+
+def test_a_large_photo_is_searched_scaled_down_so_its_texture_is_not_taken_for_faces():
+    grey = textured_photo()
+    assert max(grey.shape) > SEARCH_SIDE
+    (box,) = find_faces(grey)  # boxes in the photo's own pixels
+    assert overlap(box, ASTRONAUT_FACE) > 0.6
+    at_full_size = find_faces(grey, search_side=max(grey.shape))
+    assert len(at_full_size) > 1 and any(overlap(b, ASTRONAUT_FACE) > 0.6 for b in at_full_size)
+
 def test_faces_script_boxes_and_classifies_every_face(trained, astronaut, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_script("faces.py", astronaut, "--out", out, "--model", trained / "cnn.keras", "--saliency") == 0
@@ -89,5 +117,12 @@ def test_a_photo_without_a_face_is_a_line_and_a_non_image_is_refused_after_the_o
     assert len(read_rows(out / "faces.csv")) == 1
     capsys.readouterr()
     assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras") == 0
-    assert f"{sky}: no face found" in capsys.readouterr().out
+    assert f"{sky}: no face found (400x300 pixels)" in capsys.readouterr().out
     assert read_rows(out / "faces.csv") == [] and not (out / "sky_faces.png").exists()
+    # a large photo is searched scaled down: the line says how small a face it looked for, and how to look further
+    cv2.imwrite(str(sky), cv2.resize(cv2.imread(str(sky)), (4096, 3072)))
+    assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras") == 0
+    assert (f"{sky}: no face found (4096x3072 pixels, searched at {SEARCH_SIDE} for faces of 96 pixels or more; "
+            "--search-size 4096 searches it at full size)") in capsys.readouterr().out
+    line = refused(capsys, "faces.py", sky, "--out", out, "--model", trained / "cnn.keras", "--search-size", "10")
+    assert line == "error: --search-size: must be at least 64, got 10"
