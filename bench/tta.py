@@ -7,8 +7,8 @@ a zoom below 1 magnifies). The candidate sets all keep the face as it is: flips 
 one zoom-in with one zoom-out, and predict.py's current `--tta zoom` set. Each is the mean probability
 over the models and views. The set best on half A is then scored on half B, where it was not chosen,
 against flips alone. With --extra, predict.py's `--tta zoom` set is also scored with other views added: the faces
-moved --shift pixels left, right, up and down, or turned --rotate degrees each way (each also mirrored). Ends
-with one JSON line.
+moved --shift pixels left, right, up and down, turned --rotate degrees each way, or their mid-tones lightened
+and darkened by the power --gamma (each also mirrored). Ends with one JSON line.
 
     python bench/tta.py --model models/pretrained/cnn.keras --data ../shared/fer2013/train.npz.xz
     python bench/tta.py --model models/pretrained/cnn.keras --data ../shared/fer2013/train.npz.xz --zooms 0.85 1.15 \
@@ -40,40 +40,49 @@ def parse_args():
     parser.add_argument("--shift", type=cli.number(int, 1, 12), default=2, help="pixels a shifted view moves (2)")
     parser.add_argument("--rotate", type=cli.number(float, 0, 45, above=True), default=8.0,
                         help="degrees a turned view turns (8)")
+    parser.add_argument("--gamma", type=cli.number(float, 1, 4, above=True), default=1.25,
+                        help="a lighter view raises pixels (0-1) to 1/G, a darker one to G (1.25)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which random half is half A")
     parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     return parser.parse_args()
 
 
-EXTRA_KINDS = ("shift", "rotate")
+EXTRA_KINDS = ("shift", "rotate", "gamma")
 
 
-def extra_moves(kind, shift, degrees):
-    """The warps of one kind of extra view: (label, RandomAffine parameters)."""
-    if kind == "shift":
-        return [(f"{dx:+d},{dy:+d}px", {"tx": dx, "ty": dy})
-                for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
-    return [(f"{d:+g}deg", {"angle": float(np.deg2rad(d))}) for d in (degrees, -degrees)]
-
-
-def extra_views(x, kinds, shift, degrees):
-    """(key, view) pairs of the extra views, key (kind, label, mirrored): each warp of the faces, then its mirror."""
+def extra_changes(kind, shift, degrees, gamma):
+    """The changes of one kind of extra view: (label, function from faces (0-255) to the view)."""
     from fer.augment import fixed_warp
+
+    def warp(**move):
+        return lambda x: fixed_warp(x, **move)
+
+    if kind == "shift":
+        return [(f"{dx:+d},{dy:+d}px", warp(tx=dx, ty=dy))
+                for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    if kind == "rotate":
+        return [(f"{d:+g}deg", warp(angle=float(np.deg2rad(d)))) for d in (degrees, -degrees)]
+    return [(f"^{g:g}", lambda x, g=g: (255 * (x / 255) ** g).astype("float32")) for g in (1 / gamma, gamma)]
+
+
+def extra_views(x, kinds, shift, degrees, gamma=1.25):
+    """(key, view) pairs of the extra views, key (kind, label, mirrored): each change of the faces, then its
+    mirror."""
     from fer.data import as_input
 
     x = as_input(x)
     for kind in kinds:
-        for label, move in extra_moves(kind, shift, degrees):
-            view = fixed_warp(x, **move)
+        for label, change in extra_changes(kind, shift, degrees, gamma):
+            view = change(x)
             yield (kind, label, False), view
             yield (kind, label, True), view[:, :, ::-1]
 
 
-def extra_probabilities(models, x, kinds, shift, degrees, batch_size):
+def extra_probabilities(models, x, kinds, shift, degrees, batch_size, gamma=1.25):
     """Each model's probabilities on the extra views: a list (one per model) of {(kind, label, mirrored): p}."""
     from fer import inference
 
-    return inference.keyed_view_probabilities(models, extra_views(x, kinds, shift, degrees), batch_size)
+    return inference.keyed_view_probabilities(models, extra_views(x, kinds, shift, degrees, gamma), batch_size)
 
 
 def with_extra_views(views, extra, zoom_set, kinds):
@@ -88,7 +97,8 @@ def extra_row(views, extra, kinds, args, y, half_a):
     from fer.augment import TTA_ZOOMS
 
     predicted = with_extra_views(views, extra, TTA_ZOOMS["zoom"], kinds).argmax(1)
-    added = [f"shifts {args.shift}px" if kind == "shift" else f"turns {args.rotate:g}deg" for kind in kinds]
+    names = {"shift": f"shifts {args.shift}px", "rotate": f"turns {args.rotate:g}deg", "gamma": f"gamma {args.gamma:g}"}
+    added = [names[kind] for kind in kinds]
     label = " ".join(f"{z:g}" for z in TTA_ZOOMS["zoom"]) + " + " + " + ".join(added)
     return {"set": label, **{name: round(float(np.mean(predicted[rows] == y[rows])), 4)
                              for name, rows in (("half_a", half_a), ("half_b", ~half_a), ("all", slice(None)))}}
@@ -112,7 +122,7 @@ def main():
     _, val, note = records.load_split(args.data, args.model)
     started = time.perf_counter()
     views = inference.view_probabilities(models, val.x, zooms, args.batch_size)
-    extra = extra_probabilities(models, val.x, args.extra, args.shift, args.rotate, args.batch_size)
+    extra = extra_probabilities(models, val.x, args.extra, args.shift, args.rotate, args.batch_size, args.gamma)
     seconds = time.perf_counter() - started
     n_views = 2 * len(zooms) + (len(extra[0]) if extra else 0)
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2

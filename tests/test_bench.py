@@ -188,7 +188,7 @@ def test_tta_benchmark_chooses_on_one_half_and_scores_the_other(trained, synthet
     assert result["val_rows"] == len(val)
 
 
-def test_tta_benchmark_adds_shifted_and_turned_views_to_the_zoom_set(trained, synthetic_files):
+def test_tta_benchmark_adds_shifted_turned_and_relit_views_to_the_zoom_set(trained, synthetic_files):
     from fer import inference, records
     from fer.augment import TTA_ZOOMS
 
@@ -216,6 +216,13 @@ def test_tta_benchmark_adds_shifted_and_turned_views_to_the_zoom_set(trained, sy
     views = inference.view_probabilities([loaded], val.x, TTA_ZOOMS["zoom"])[0]
     mean = np.mean(list(views.values()) + expected, axis=0)
     assert abs(extra[f"{zooms} + shifts 3px"]["all"] - np.mean(mean.argmax(1) == val.y)) < 1e-4
+    # relit views: mid-tones lightened (pixels 0-1 to the power 1/G) and darkened (to G), each mirrored
+    relit = [255 * (faces / 255) ** g for g in (0.5, 2.0)]
+    expected = [loaded.predict(v[:, :, ::-1] if mirrored else v, verbose=0) for v in relit for mirrored in (0, 1)]
+    got = bench.extra_probabilities([loaded], val.x, ["gamma"], 3, 8.0, 64, gamma=2.0)[0]
+    assert list(got) == [("gamma", label, mirrored) for label in ("^0.5", "^2") for mirrored in (False, True)]
+    for p, q in zip(got.values(), expected):
+        np.testing.assert_allclose(p, q, atol=1e-5)
 
 
 def test_table_ranks_runs_and_lists_each_pipeline_record(tmp_path):
