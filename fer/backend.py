@@ -175,7 +175,7 @@ def has_gpu():
 
 
 def slow_training_note():
-    """A note for training under JAX on a CPU, None elsewhere: XLA's CPU convolutions there reach about a
+    """A note for training under JAX on a CPU, None elsewhere: XLA's CPU convolutions there reach a little over a
     third of what TensorFlow's oneDNN kernels do, so the whole step a quarter (bench/results/README.md)."""
     if name() != "jax" or has_gpu():
         return None
