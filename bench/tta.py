@@ -65,7 +65,7 @@ def extra_changes(kind, shift, degrees, gamma):
     return [(f"^{g:g}", lambda x, g=g: (255 * (x / 255) ** g).astype("float32")) for g in (1 / gamma, gamma)]
 
 
-def extra_views(x, kinds, shift, degrees, gamma=1.25):
+def extra_views(x, kinds, shift, degrees, gamma):
     """(key, view) pairs of the extra views, key (kind, label, mirrored): each change of the faces, then its
     mirror."""
     from fer.data import as_input
@@ -78,7 +78,7 @@ def extra_views(x, kinds, shift, degrees, gamma=1.25):
             yield (kind, label, True), view[:, :, ::-1]
 
 
-def extra_probabilities(models, x, kinds, shift, degrees, batch_size, gamma=1.25):
+def extra_probabilities(models, x, kinds, shift, degrees, gamma, batch_size):
     """Each model's probabilities on the extra views: a list (one per model) of {(kind, label, mirrored): p}."""
     from fer import inference
 
@@ -122,7 +122,7 @@ def main():
     _, val, note = records.load_split(args.data, args.model)
     started = time.perf_counter()
     views = inference.view_probabilities(models, val.x, zooms, args.batch_size)
-    extra = extra_probabilities(models, val.x, args.extra, args.shift, args.rotate, args.batch_size, args.gamma)
+    extra = extra_probabilities(models, val.x, args.extra, args.shift, args.rotate, args.gamma, args.batch_size)
     seconds = time.perf_counter() - started
     n_views = 2 * len(zooms) + (len(extra[0]) if extra else 0)
     half_a = np.random.default_rng(args.seed).permutation(len(val)) < len(val) // 2

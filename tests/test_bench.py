@@ -208,7 +208,7 @@ def test_tta_benchmark_adds_shifted_turned_and_relit_views_to_the_zoom_set(train
     padded = np.pad(faces, ((0, 0), (3, 3), (3, 3), (0, 0)), mode="edge")
     moved = [padded[:, 3 - dy:51 - dy, 3 - dx:51 - dx] for dx, dy in ((-3, 0), (3, 0), (0, -3), (0, 3))]
     expected = [loaded.predict(v[:, :, ::-1] if mirrored else v, verbose=0) for v in moved for mirrored in (0, 1)]
-    got = bench.extra_probabilities([loaded], val.x, ["shift"], 3, 8.0, 64)[0]
+    got = bench.extra_probabilities([loaded], val.x, ["shift"], 3, 8.0, 1.25, 64)[0]
     assert len(got) == len(expected) == 8
     for p, q in zip(got.values(), expected):
         np.testing.assert_allclose(p, q, atol=1e-5)
@@ -219,7 +219,7 @@ def test_tta_benchmark_adds_shifted_turned_and_relit_views_to_the_zoom_set(train
     # relit views: mid-tones lightened (pixels 0-1 to the power 1/G) and darkened (to G), each mirrored
     relit = [255 * (faces / 255) ** g for g in (0.5, 2.0)]
     expected = [loaded.predict(v[:, :, ::-1] if mirrored else v, verbose=0) for v in relit for mirrored in (0, 1)]
-    got = bench.extra_probabilities([loaded], val.x, ["gamma"], 3, 8.0, 64, gamma=2.0)[0]
+    got = bench.extra_probabilities([loaded], val.x, ["gamma"], 3, 8.0, 2.0, 64)[0]
     assert list(got) == [("gamma", label, mirrored) for label in ("^0.5", "^2") for mirrored in (False, True)]
     for p, q in zip(got.values(), expected):
         np.testing.assert_allclose(p, q, atol=1e-5)

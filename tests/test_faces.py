@@ -7,7 +7,7 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
-from fer.photos import SEARCH_SIDE, crop_face, find_faces
+from fer.photos import SEARCH_SIDE, crop_face, find_faces, read_photo
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
 
@@ -44,11 +44,8 @@ def test_the_detector_finds_the_astronaut_and_crops_her_face_as_fer2013_does(ast
     assert crop_face(grey, (0, 0, 60, 60)).shape == (48, 48)
 
 
-
 def test_a_phone_photo_stored_sideways_is_read_the_way_up_its_exif_tag_says(tmp_path):
     from PIL import Image
-
-    from fer.photos import read_photo
 
     upright = photos.astronaut()
     sideways = Image.fromarray(np.ascontiguousarray(np.rot90(upright)))  # as a phone held sideways stores it
@@ -88,6 +85,7 @@ def test_a_large_photo_is_searched_scaled_down_so_its_texture_is_not_taken_for_f
     assert overlap(box, ASTRONAUT_FACE) > 0.6
     at_full_size = find_faces(grey, search_side=max(grey.shape))
     assert len(at_full_size) > 1 and any(overlap(b, ASTRONAUT_FACE) > 0.6 for b in at_full_size)
+
 
 def test_faces_script_boxes_and_classifies_every_face(trained, astronaut, tmp_path, capsys):
     out = tmp_path / "out"
