@@ -21,31 +21,22 @@ import numpy as np
 
 from fer import CLASSES, cli, inference
 from fer.atomic import write_text
-from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.errors import InputError
 from fer.explain import CAM_METHODS, check_explainable, explain
 from fer.layers import conv_activations
 from fer.outputs import check_outputs
 from fer.photos import SEARCH_SIDE, crop_face, find_faces, photo_paths, read_photo, search_scale, smallest_face
+from fer.video import VIDEO_SUFFIXES
 
 
 def parse_args():
     parser = cli.parser(__doc__)
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="images (JPEG, PNG...) or folders of them")
     parser.add_argument("--out", required=True, metavar="DIR")
-    parser.add_argument("--model", action="append", metavar="M.keras",
-                        help=f"repeat to average several (default {cli.ENSEMBLE_WORDS})")
-    parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
-                        help="average each face with its mirror image (and zooms), as predict.py --tta")
+    cli.add_face_flags(parser, "photo", SEARCH_SIDE)
     parser.add_argument("--saliency", action="store_true",
                         help="draw where each face's expression was read, by the first model "
                              "(HiResCAM; the gradient for a DNN)")
-    parser.add_argument("--min-face", type=cli.number(int, 12), default=30, metavar="PIXELS",
-                        help="smallest face to look for, in the photo's pixels (default 30)")
-    parser.add_argument("--search-size", type=cli.number(int, 64), default=SEARCH_SIDE, metavar="PIXELS",
-                        help=f"a photo is searched scaled down to this longer side at most (default {SEARCH_SIDE}): "
-                             "at full resolution the detector finds faces in fine texture; give the photo's own "
-                             "size to find faces smaller than about a fortieth of it")
     return parser.parse_args()
 
 
@@ -107,6 +98,9 @@ def main():
     args = parse_args()
     out = Path(args.out)
     paths = photo_paths(args.photos)
+    for path in paths:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(path, "is a video: video.py reads videos")
     model_paths = args.model or cli.default_models()
     figures = {photo: out / f"{photo.stem}_faces.png" for photo in paths}
     check_outputs([out / "faces.csv", *figures.values()], inputs=[*paths, *model_paths])

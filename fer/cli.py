@@ -5,7 +5,7 @@ import re
 import sys
 
 from . import backend
-from .augment import TTA_ZOOMS
+from .augment import TTA_DEFAULT, TTA_ZOOMS
 from .errors import InputError
 from .models import ARCHITECTURES, DROPOUT
 from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
@@ -111,6 +111,21 @@ def add_data_flags(parser: argparse.ArgumentParser, labeled="--train", test=True
                       "runs of several seeds share one validation split and their ensemble can be scored on it")
     data.add_argument("--limit", type=POSITIVE_INT,
                       metavar="N", help="train on N rows of the training split (quick runs)")
+
+
+def add_face_flags(parser, image, search_side):
+    """What faces.py and video.py share: the models, test-time views, and the face detector's limits, in the
+    pixels of each `image` ("photo", "frame")."""
+    parser.add_argument("--model", action="append", metavar="M.keras",
+                        help=f"repeat to average several (default {ENSEMBLE_WORDS})")
+    parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
+                        help="average each face with its mirror image (and zooms), as predict.py --tta")
+    parser.add_argument("--min-face", type=number(int, 12), default=30, metavar="PIXELS",
+                        help=f"smallest face to look for, in the {image}'s pixels (default 30)")
+    parser.add_argument("--search-size", type=number(int, 64), default=search_side, metavar="PIXELS",
+                        help=f"a {image} is searched scaled down to this longer side at most (default {search_side}): "
+                             "at full resolution the detector finds faces in fine texture; give the "
+                             f"{image}'s own size to find faces smaller than about a fortieth of it")
 
 
 def add_run_flags(parser, variants=False):
