@@ -30,6 +30,7 @@ from fer.video import (draw_faces, drop_brief, follow, output_rate, sampled_fram
                        video_paths, video_writer)
 
 TIMELINE_FACES = 6  # the faces seen longest get a row of the timeline each
+LISTED_FACES = 12  # and a line of the summary
 
 
 def parse_args():
@@ -85,8 +86,7 @@ def timeline(seconds, faces, crops, shown, title, path):
     breaks where the face was not seen."""
     from fer.plots import plt, save
 
-    numbers = sorted(set(faces), key=lambda n: -(faces == n).sum())[:TIMELINE_FACES]
-    numbers.sort()
+    numbers = longest(faces, TIMELINE_FACES)
     step = np.median(np.diff(np.unique(seconds))) if len(np.unique(seconds)) > 1 else 1.0
     fig = plt.figure(figsize=(12, 1.1 + 2.2 * len(numbers)), layout="constrained")
     grid = fig.add_gridspec(len(numbers), 2, width_ratios=[1, 7])
@@ -114,14 +114,21 @@ def timeline(seconds, faces, crops, shown, title, path):
     return save(fig, path)
 
 
-def summary_lines(video, seconds, faces, probabilities, step):
-    """One line per face: how long it was seen, and the expressions of its frames."""
+def longest(faces, count):
+    """The numbers of the `count` faces seen in the most frames, in order."""
+    return sorted(sorted(set(faces.tolist()), key=lambda n: -(faces == n).sum())[:count])
+
+
+def summary_lines(video, faces, probabilities, step):
+    """One line per face seen longest: how long it was seen, and the expressions of its frames."""
     lines = []
-    for n in sorted(set(faces)):
+    for n in longest(faces, LISTED_FACES):
         labels = probabilities[faces == n].argmax(1)
         shares = np.bincount(labels, minlength=len(CLASSES)) / len(labels)
         top = ", ".join(f"{CLASSES[k]} {shares[k]:.0%}" for k in np.argsort(-shares)[:3] if shares[k] > 0)
         lines.append(f"{video}: face {n}: {len(labels)} frames ({len(labels) * step:.1f} s), {top}")
+    if faces.max() > LISTED_FACES:
+        lines.append(f"{video}: and {faces.max() - LISTED_FACES} more faces, seen no longer (each in the table)")
     return lines
 
 
@@ -168,10 +175,12 @@ def main():
         shown = smoothed(seconds, faces, probabilities, args.smooth)
         paths = outputs_of(video, out)
         write_text(paths["faces.csv"], csv_text(frames, numbers, probabilities))
+        shown_faces = f"the {TIMELINE_FACES} seen longest of {faces.max()} faces" if faces.max() > TIMELINE_FACES \
+            else f"{faces.max()} face{'s' if faces.max() > 1 else ''}"
         averaged = f", averaged over {args.smooth:g} s" if args.smooth else ""
-        timeline(seconds, faces, crops, shown, f"{video.name}: {faces.max()} face(s){averaged}", paths["timeline.png"])
+        timeline(seconds, faces, crops, shown, f"{video.name}: {shown_faces}{averaged}", paths["timeline.png"])
         write_video(video, facts[video], args, frames, numbers, shown, paths["faces.mp4"])
-        print("\n".join(summary_lines(video, seconds, faces, probabilities, 1 / rate)))
+        print("\n".join(summary_lines(video, faces, probabilities, 1 / rate)))
         print(f"{video}: {len(frames)} frames read, {len(crops)} faces; wrote {', '.join(map(str, paths.values()))}")
 
 

@@ -41,11 +41,12 @@ def video_facts(path):
     InputError for any other file. The first frame is decoded to be sure."""
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
-        if not capture.isOpened() or not capture.grab() or not capture.retrieve()[0]:
+        ok, first = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
             raise InputError(path, "not a video OpenCV can read (MP4, MOV, AVI, MKV, WebM...)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        size = first.shape[1::-1]  # as decoded: a phone's video is turned upright as its rotation tag says
     finally:
         capture.release()
     if not (math.isfinite(fps) and 0 < fps <= 1000):
@@ -124,9 +125,14 @@ def smoothed(seconds, numbers, probabilities, window):
     included): the label a viewer can read, where one frame's flickers."""
     seconds, numbers = np.asarray(seconds, float), np.asarray(numbers)
     out = np.empty_like(probabilities)
-    for i, (t, n) in enumerate(zip(seconds, numbers)):
-        same = (numbers == n) & (seconds <= t + 1e-9) & (seconds > t - window - 1e-9)
-        out[i] = probabilities[same].mean(axis=0)
+    for n in np.unique(numbers):
+        rows = np.flatnonzero(numbers == n)
+        rows = rows[np.argsort(seconds[rows], kind="stable")]
+        t = seconds[rows]
+        totals = np.concatenate([np.zeros((1, probabilities.shape[1])), np.cumsum(probabilities[rows], axis=0)])
+        first = np.searchsorted(t, t - window - 1e-9, side="right")  # the first row inside each row's window
+        last = np.searchsorted(t, t + 1e-9, side="right")  # rows of the same moment count too
+        out[rows] = (totals[last] - totals[first]) / (last - first)[:, None]
     return out
 
 

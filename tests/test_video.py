@@ -125,3 +125,16 @@ def test_a_video_without_a_face_writes_nothing_and_files_that_are_not_videos_are
         f"error: {tmp_path / 'gone.mp4'}: no such file")
     assert refused(capsys, "video.py", empty, "--out", out, "--rate", "-1").startswith("error: --rate: ")
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_the_summary_lists_the_faces_seen_longest_and_counts_the_others():
+    import video
+
+    faces = np.array([n for n in range(1, 15) for _ in range(n % 5 + 1)])  # face n seen n % 5 + 1 times
+    probabilities = np.eye(7)[faces % 7]
+    lines = video.summary_lines("crowd.mp4", faces, probabilities, step=0.1)
+    listed = [int(line.split("face ")[1].split(":")[0]) for line in lines[:-1]]
+    assert listed == sorted(listed) and len(listed) == video.LISTED_FACES
+    assert {5, 10} - set(listed) == {5, 10}  # seen once each: the least
+    assert lines[-1] == "crowd.mp4: and 2 more faces, seen no longer (each in the table)"
+    assert lines[listed.index(4)] == f"crowd.mp4: face 4: 5 frames (0.5 s), {video.CLASSES[4]} 100%"
