@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer import CLASSES, cli, inference
+from fer import CLASSES, IMAGE_SIZE, cli, inference
 from fer.atomic import write_text
 from fer.outputs import check_outputs
 from fer.photos import SEARCH_SIDE, crop_face, find_faces
@@ -67,7 +67,7 @@ def faces_in(video, facts, args):
             reported = len(frames) * 10 // expected
             print(f"{video}: {seconds:.1f} s read, {len(frames)} of about {expected} frames, {len(crops)} faces",
                   flush=True)
-    return frames, np.array(crops, np.uint8).reshape(-1, 48, 48)
+    return frames, np.array(crops, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def csv_text(frames, numbers, probabilities):
@@ -116,7 +116,8 @@ def timeline(seconds, faces, crops, shown, title, path):
 
 def longest(faces, count):
     """The numbers of the `count` faces seen in the most frames, in order."""
-    return sorted(sorted(set(faces.tolist()), key=lambda n: -(faces == n).sum())[:count])
+    numbers, frames = np.unique(faces, return_counts=True)
+    return sorted(numbers[np.argsort(-frames, kind="stable")[:count]].tolist())
 
 
 def summary_lines(video, faces, probabilities, step):
@@ -137,12 +138,44 @@ def write_video(video, facts, args, frames, numbers, shown, path):
     fps, _, size = facts
     position, row = 0, 0
     with video_writer(path, output_rate(fps, args.rate), size) as writer:
-        for (index, _, frame), (_, _, boxes) in zip(sampled_frames(video, fps, args.rate), frames):
+        for (_, _, frame), (_, _, boxes) in zip(sampled_frames(video, fps, args.rate), frames):
             count = len(boxes)
             if frame.shape[1::-1] != size:  # a frame that changed size mid-video is fitted to the first one's
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             writer.write(draw_faces(frame, boxes, numbers[position], shown[row:row + count]))
             position, row = position + 1, row + count
+
+
+def read_video(video, facts, models, args, paths):
+    """Find, follow and classify every face of one video, then write its table, timeline and labelled copy."""
+    fps, _, (width, height) = facts
+    frames, crops = faces_in(video, facts, args)
+    if not len(crops):
+        print(f"{video}: no face found in {len(frames)} frames ({width}x{height} pixels at {fps:g} a second)")
+        return
+    rate = output_rate(fps, args.rate)
+    numbers = follow([boxes for _, _, boxes in frames], gap=max(1, round(rate)))  # a second unseen, at most
+    frames, numbers, crops, dropped = drop_brief(frames, numbers, crops, math.ceil(args.min_seconds * rate - 1e-6))
+    if dropped:
+        print(f"{video}: {dropped} face(s) seen under {args.min_seconds:g} s left out (--min-seconds 0 keeps them)")
+    if not len(crops):
+        print(f"{video}: no face lasted {args.min_seconds:g} s; nothing written")
+        return
+    print(f"{video}: reading the expressions of {len(crops)} faces", flush=True)
+    probabilities = inference.predict_probabilities(models, crops, args.tta)
+    seconds = np.array([s for (_, s, boxes) in frames for _ in boxes])
+    faces = np.array([n for row in numbers for n in row])
+    shown = smoothed(seconds, faces, probabilities, args.smooth)
+
+    write_text(paths["faces.csv"], csv_text(frames, numbers, probabilities))
+    count = faces.max()
+    which = f"the {TIMELINE_FACES} seen longest of {count} faces" if count > TIMELINE_FACES else \
+        f"{count} face{'s' if count > 1 else ''}"
+    averaged = f", averaged over {args.smooth:g} s" if args.smooth else ""
+    timeline(seconds, faces, crops, shown, f"{video.name}: {which}{averaged}", paths["timeline.png"])
+    write_video(video, facts, args, frames, numbers, shown, paths["faces.mp4"])
+    print("\n".join(summary_lines(video, faces, probabilities, 1 / rate)))
+    print(f"{video}: {len(frames)} frames read, {len(crops)} faces; wrote {', '.join(map(str, paths.values()))}")
 
 
 def main():
@@ -154,34 +187,8 @@ def main():
                   inputs=[*videos, *model_paths])
     facts = {video: video_facts(video) for video in videos}  # every file is checked before any work
     models = [inference.load_model(path) for path in model_paths]
-
     for video in videos:
-        fps, count, (width, height) = facts[video]
-        frames, crops = faces_in(video, facts[video], args)
-        if not len(crops):
-            print(f"{video}: no face found in {len(frames)} frames ({width}x{height} pixels at {fps:g} a second)")
-            continue
-        rate = output_rate(fps, args.rate)
-        numbers = follow([boxes for _, _, boxes in frames], gap=max(1, round(rate)))
-        frames, numbers, crops, dropped = drop_brief(frames, numbers, crops, math.ceil(args.min_seconds * rate - 1e-6))
-        if dropped:
-            print(f"{video}: {dropped} face(s) seen under {args.min_seconds:g} s left out (--min-seconds 0 keeps them)")
-        if not len(crops):
-            print(f"{video}: no face lasted {args.min_seconds:g} s; nothing written")
-            continue
-        probabilities = inference.predict_probabilities(models, crops, args.tta)
-        seconds = np.array([s for (_, s, boxes) in frames for _ in boxes])
-        faces = np.array([n for row in numbers for n in row])
-        shown = smoothed(seconds, faces, probabilities, args.smooth)
-        paths = outputs_of(video, out)
-        write_text(paths["faces.csv"], csv_text(frames, numbers, probabilities))
-        shown_faces = f"the {TIMELINE_FACES} seen longest of {faces.max()} faces" if faces.max() > TIMELINE_FACES \
-            else f"{faces.max()} face{'s' if faces.max() > 1 else ''}"
-        averaged = f", averaged over {args.smooth:g} s" if args.smooth else ""
-        timeline(seconds, faces, crops, shown, f"{video.name}: {shown_faces}{averaged}", paths["timeline.png"])
-        write_video(video, facts[video], args, frames, numbers, shown, paths["faces.mp4"])
-        print("\n".join(summary_lines(video, faces, probabilities, 1 / rate)))
-        print(f"{video}: {len(frames)} frames read, {len(crops)} faces; wrote {', '.join(map(str, paths.values()))}")
+        read_video(video, facts[video], models, args, outputs_of(video, out))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """video.py on clips made from the astronaut portrait that scikit-image ships: frames read at the rate asked,
 each face followed by its own number while it moves, its expression averaged over its own past only, and files
 that are not videos refused before anything is written."""
+import struct
+
 import cv2
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
+from fer.photos import find_faces
 from fer.video import COLOURS, follow, output_rate, sampled_frames, smoothed, video_facts
 
 FPS = 10
@@ -50,6 +53,32 @@ def test_frames_are_read_at_the_rate_asked_and_are_the_frames_of_those_times(tmp
     assert [index for index, _, _ in sampled_frames(clip, fps, rate=0)] == list(range(30))
     assert [index for index, _, _ in sampled_frames(clip, fps, rate=25)] == list(range(30))  # no more than filmed
     assert (output_rate(fps, 5), output_rate(fps, 0), output_rate(fps, 25)) == (5, FPS, FPS)
+
+
+def tag_rotation(path):
+    """Give an MP4 the rotation tag a phone writes for a shot held sideways: its track header's display matrix
+    turned a quarter, as `ffmpeg -metadata:s:v rotate=270` writes it."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert data[at + 4] == 0  # a version 0 header: the matrix starts 40 bytes after its name
+    data[at + 44:at + 80] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+
+
+def test_a_phone_video_stored_sideways_is_read_the_way_up_its_rotation_tag_says(tmp_path):
+    upright = cv2.cvtColor(photos.astronaut(), cv2.COLOR_RGB2BGR)[:, 60:460]  # 400 wide, 512 high
+    sideways = np.ascontiguousarray(np.rot90(upright))  # as the phone stores it
+    clip = write_clip(tmp_path / "phone.mp4", [sideways] * 3)
+    fps, _, size = video_facts(clip)
+    assert size == (512, 400) and not find_faces(cv2.cvtColor(next(sampled_frames(clip, fps, 0))[2],
+                                                                cv2.COLOR_BGR2GRAY))
+    tag_rotation(clip)
+    fps, _, size = video_facts(clip)
+    _, _, frame = next(sampled_frames(clip, fps, 0))
+    assert size == (400, 512) and frame.shape == (512, 400, 3)
+    assert np.abs(frame.astype(int) - upright.astype(int)).mean() < 8
+    ((x, y, w, h),) = find_faces(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    assert abs(x + w / 2 - (177 + 47 - 60)) < 12 and abs(y + h / 2 - (66 + 47)) < 12  # where her face is
 
 
 def test_a_face_keeps_its_number_by_where_its_box_is_not_by_the_order_boxes_come_in():
