@@ -2,7 +2,7 @@
 """Read the expressions of the faces in a video, frame by frame.
 
 Frames are taken --rate times a second of video. In each, faces are found and cut out as faces.py does in a photo,
-and every face of the video is classified in one batch. A face keeps its number from frame to frame while its box
+and every face of the video is then classified at once. A face keeps its number from frame to frame while its box
 overlaps its last one. Writes, in --out, for each video:
     <video>_faces.mp4    the frames read, each face boxed with its number and its expression, averaged over the
                          last --smooth seconds so that the label does not flicker
