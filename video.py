@@ -5,7 +5,7 @@ Frames are taken --rate times a second of video. In each, faces are found and cu
 and every face of the video is then classified at once. A face keeps its number from frame to frame while its box
 overlaps its last one. Writes, in --out, for each video:
     <video>_faces.mp4    the frames read, each face boxed with its number and its expression, averaged over the
-                         last --smooth seconds so that the label does not flicker
+                         last --smooth seconds so that the label does not flicker (--webm: <video>_faces.webm)
     <video>_faces.csv    one row per face and frame: frame,seconds,face,x,y,w,h,label,p_Angry,...,p_Neutral
                          (each frame's own probabilities; box in the video's pixels)
     <video>_timeline.png each face's 7 probabilities over time, averaged as in the video, beside its face
@@ -45,12 +45,17 @@ def parse_args():
     parser.add_argument("--min-seconds", type=cli.number(float, 0), default=0.3, metavar="SECONDS",
                         help="a face seen for less time is left out: most such are the detector's mistakes "
                              "(default 0.3)")
+    parser.add_argument("--webm", action="store_true",
+                        help="write the labelled video as WebM (VP8), which web browsers play, rather than MP4 "
+                             "(MPEG-4 Part 2), which video players play")
     cli.add_face_flags(parser, "frame", SEARCH_SIDE)
     return parser.parse_args()
 
 
-def outputs_of(video, out):
-    return {kind: out / f"{video.stem}_{kind}" for kind in ("faces.mp4", "faces.csv", "timeline.png")}
+def outputs_of(video, out, webm=False):
+    """The files written for a video: {"video": ..., "csv": ..., "png": ...}."""
+    return {"video": out / f"{video.stem}_faces.{'webm' if webm else 'mp4'}", "csv": out / f"{video.stem}_faces.csv",
+            "png": out / f"{video.stem}_timeline.png"}
 
 
 def faces_in(video, facts, args):
@@ -134,7 +139,7 @@ def summary_lines(video, faces, probabilities, step):
 
 
 def write_video(video, facts, args, frames, numbers, shown, path):
-    """The sampled frames again, each face drawn with its averaged label, as MPEG-4 at the speed filmed."""
+    """The sampled frames again, each face drawn with its averaged label, at the speed filmed."""
     fps, _, size = facts
     position, row = 0, 0
     with video_writer(path, output_rate(fps, args.rate), size) as writer:
@@ -167,13 +172,13 @@ def read_video(video, facts, models, args, paths):
     faces = np.array([n for row in numbers for n in row])
     shown = smoothed(seconds, faces, probabilities, args.smooth)
 
-    write_text(paths["faces.csv"], csv_text(frames, numbers, probabilities))
+    write_text(paths["csv"], csv_text(frames, numbers, probabilities))
     count = faces.max()
     which = f"the {TIMELINE_FACES} seen longest of {count} faces" if count > TIMELINE_FACES else \
         f"{count} face{'s' if count > 1 else ''}"
     averaged = f", averaged over {args.smooth:g} s" if args.smooth else ""
-    timeline(seconds, faces, crops, shown, f"{video.name}: {which}{averaged}", paths["timeline.png"])
-    write_video(video, facts, args, frames, numbers, shown, paths["faces.mp4"])
+    timeline(seconds, faces, crops, shown, f"{video.name}: {which}{averaged}", paths["png"])
+    write_video(video, facts, args, frames, numbers, shown, paths["video"])
     print("\n".join(summary_lines(video, faces, probabilities, 1 / rate)))
     print(f"{video}: {len(frames)} frames read, {len(crops)} faces; wrote {', '.join(map(str, paths.values()))}")
 
@@ -183,12 +188,12 @@ def main():
     out = Path(args.out)
     videos = video_paths(args.videos)
     model_paths = args.model or cli.default_models()
-    check_outputs([path for video in videos for path in outputs_of(video, out).values()],
+    check_outputs([path for video in videos for path in outputs_of(video, out, args.webm).values()],
                   inputs=[*videos, *model_paths])
     facts = {video: video_facts(video) for video in videos}  # every file is checked before any work
     models = [inference.load_model(path) for path in model_paths]
     for video in videos:
-        read_video(video, facts[video], models, args, outputs_of(video, out))
+        read_video(video, facts[video], models, args, outputs_of(video, out, args.webm))
 
 
 if __name__ == "__main__":

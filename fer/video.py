@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import CLASSES
+from . import CLASSES, quiet_native_stderr
 from .atomic import atomic_path
 from .errors import InputError
 from .photos import IMAGE_SUFFIXES
@@ -153,14 +153,21 @@ def draw_faces(frame, boxes, numbers, probabilities):
     return frame
 
 
+# OpenCV's wheels hold no H.264 encoder: an .mp4 is MPEG-4 Part 2, which video players play and browsers do not;
+# a .webm is VP8, which browsers play
+CODECS = {".mp4": "mp4v", ".webm": "VP80"}
+
+
 @contextlib.contextmanager
 def video_writer(path, fps, size):
-    """A cv2.VideoWriter of MPEG-4 video (width, height) at `path`: the file appears whole when the block ends,
-    or not at all."""
+    """A cv2.VideoWriter of (width, height) frames at `path`, in the codec its suffix names (CODECS): the file
+    appears whole when the block ends, or not at all."""
+    path = Path(path)
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        with quiet_native_stderr():  # FFmpeg's note that WebM files carry no such tag (it writes VP8 anyway)
+            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*CODECS[path.suffix]), fps, size)
         if not writer.isOpened():
-            raise InputError(path, "cannot be written as MPEG-4 video")
+            raise InputError(path, f"cannot be written as {CODECS[path.suffix]} video")
         try:
             yield writer
         finally:

@@ -11,7 +11,7 @@ from skimage import data as photos
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
 from fer.photos import find_faces
-from fer.video import COLOURS, follow, output_rate, sampled_frames, smoothed, video_facts
+from fer.video import COLOURS, follow, output_rate, sampled_frames, smoothed, video_facts, video_writer
 
 FPS = 10
 STEP = 8  # pixels the moving face travels a frame
@@ -167,3 +167,25 @@ def test_the_summary_lists_the_faces_seen_longest_and_counts_the_others():
     assert {5, 10} - set(listed) == {5, 10}  # seen once each: the least
     assert lines[-1] == "crowd.mp4: and 2 more faces, seen no longer (each in the table)"
     assert lines[listed.index(4)] == f"crowd.mp4: face 4: 5 frames (0.5 s), {video.CLASSES[4]} 100%"
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_the_labelled_video_is_written_whole_in_the_codec_its_name_asks_for(tmp_path, suffix):
+    frames = [np.zeros((64, 96, 3), np.uint8) for _ in range(6)]
+    for i, frame in enumerate(frames):
+        frame[:, 12 * i:12 * i + 12] = 255
+    path = tmp_path / f"out{suffix}"
+    with video_writer(path, 5, (96, 64)) as writer:
+        for frame in frames:
+            writer.write(frame)
+        assert not path.exists()  # not until it is complete
+    capture = cv2.VideoCapture(str(path))
+    codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    read = [capture.read()[1] for _ in range(6)]
+    assert codec.lower() in {".mp4": ("mp4v", "fmp4"), ".webm": ("vp80",)}[suffix], codec  # FMP4: MPEG-4 Part 2
+    assert [frame.mean(axis=(0, 2)).argmax() // 12 for frame in read] == list(range(6))
+    with pytest.raises(RuntimeError), video_writer(path, 5, (96, 64)) as writer:  # a failure keeps the old file
+        writer.write(frames[0])
+        raise RuntimeError
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
