@@ -26,7 +26,6 @@ from fer.explain import CAM_METHODS, check_explainable, explain
 from fer.layers import conv_activations
 from fer.outputs import check_outputs
 from fer.photos import SEARCH_SIDE, crop_face, find_faces, photo_paths, read_photo, search_scale, smallest_face
-from fer.video import VIDEO_SUFFIXES
 
 
 def parse_args():
@@ -98,9 +97,6 @@ def main():
     args = parse_args()
     out = Path(args.out)
     paths = photo_paths(args.photos)
-    for path in paths:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            raise InputError(path, "is a video: video.py reads videos")
     model_paths = args.model or cli.default_models()
     figures = {photo: out / f"{photo.stem}_faces.png" for photo in paths}
     check_outputs([out / "faces.csv", *figures.values()], inputs=[*paths, *model_paths])

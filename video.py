@@ -86,13 +86,12 @@ def csv_text(frames, numbers, probabilities):
     return buffer.getvalue()
 
 
-def timeline(seconds, faces, crops, shown, title, path):
-    """For each of the faces seen longest, its most confident crop and its 7 probabilities over time; a line
-    breaks where the face was not seen."""
+def timeline(seconds, faces, crops, shown, step, title, path):
+    """For each of the faces seen longest, its most confident crop and its 7 probabilities over time (frames
+    `step` seconds apart); a line breaks where the face was not seen."""
     from fer.plots import plt, save
 
     numbers = longest(faces, TIMELINE_FACES)
-    step = np.median(np.diff(np.unique(seconds))) if len(np.unique(seconds)) > 1 else 1.0
     fig = plt.figure(figsize=(12, 1.1 + 2.2 * len(numbers)), layout="constrained")
     grid = fig.add_gridspec(len(numbers), 2, width_ratios=[1, 7])
     for row, n in enumerate(numbers):
@@ -177,7 +176,7 @@ def read_video(video, facts, models, args, paths):
     which = f"the {TIMELINE_FACES} seen longest of {count} faces" if count > TIMELINE_FACES else \
         f"{count} face{'s' if count > 1 else ''}"
     averaged = f", averaged over {args.smooth:g} s" if args.smooth else ""
-    timeline(seconds, faces, crops, shown, f"{video.name}: {which}{averaged}", paths["png"])
+    timeline(seconds, faces, crops, shown, 1 / rate, f"{video.name}: {which}{averaged}", paths["png"])
     write_video(video, facts, args, frames, numbers, shown, paths["video"])
     print("\n".join(summary_lines(video, faces, probabilities, 1 / rate)))
     print(f"{video}: {len(frames)} frames read, {len(crops)} faces; wrote {', '.join(map(str, paths.values()))}")

@@ -10,6 +10,7 @@ from . import IMAGE_SIZE
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 # FER2013's faces were cut around the detector's box with some room to spare: the whole head, a little hair
 # and chin. A margin of a fifth of the box on each side gives crops that look like the data set's.
 MARGIN = 0.2
@@ -20,15 +21,17 @@ WINDOW = 24  # the cascade's own window: the smallest face it finds at the size 
 
 
 def photo_paths(paths):
-    """Each path, with a folder replaced by the images in it (sorted); a missing path is refused."""
+    """Each path, with a folder replaced by the images in it (sorted); a missing path or a video is refused."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
             found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.exists():
-            found.append(path)
-        else:
+        elif not path.exists():
             raise InputError(path, "no such file or folder")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(path, "is a video: video.py reads videos")
+        else:
+            found.append(path)
     if not found:
         raise InputError(paths[0], "no images here (JPEG, PNG, BMP, WebP or TIFF)")
     return found
@@ -73,6 +76,13 @@ def search_scale(shape, search_side=SEARCH_SIDE):
 def smallest_face(shape, min_size=30, search_side=SEARCH_SIDE):
     """The smallest face, in the photo's pixels, that find_faces looks for in a photo of this shape."""
     return max(min_size, round(WINDOW / search_scale(shape, search_side)))
+
+
+def overlap(a, b):
+    """Intersection over union of two boxes (x, y, w, h)."""
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 
 
 def crop_face(grey, box, margin=MARGIN):

@@ -11,9 +11,8 @@ import numpy as np
 from . import CLASSES, quiet_native_stderr
 from .atomic import atomic_path
 from .errors import InputError
-from .photos import IMAGE_SUFFIXES
+from .photos import IMAGE_SUFFIXES, overlap
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 # A box continues a face when it overlaps that face's last box by this share at least (intersection over union):
 # between frames a tenth of a second apart a face moves a little, and a stranger's box rarely lands on it.
 FOLLOW_OVERLAP = 0.3
@@ -76,13 +75,6 @@ def sampled_frames(path, fps, rate):
 def output_rate(fps, rate):
     """Frames a second of the written video, so that it plays at the speed it was filmed."""
     return rate if rate and rate < fps else fps
-
-
-def overlap(a, b):
-    """Intersection over union of two boxes (x, y, w, h)."""
-    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 
 
 def follow(frames, gap):

@@ -7,17 +7,9 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
-from fer.photos import SEARCH_SIDE, crop_face, find_faces, read_photo
+from fer.photos import SEARCH_SIDE, crop_face, find_faces, overlap, read_photo
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
-
-
-def overlap(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
 
 
 @pytest.fixture
