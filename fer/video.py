@@ -57,7 +57,7 @@ def sampled_frames(path, fps, rate):
     """(index, seconds, BGR frame) of the frames `rate` times a second of video (every frame for 0, or when the
     video has fewer); the same frames every time it is read."""
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    step = 1 / rate if rate and rate < fps else 0
+    step = 1 / rate if output_rate(fps, rate) < fps else 0  # 0: every frame
     due, index = 0.0, 0
     try:
         while capture.grab():  # grab() only decodes; retrieve() converts the frames kept
