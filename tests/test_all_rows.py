@@ -48,7 +48,7 @@ def test_the_model_trained_on_every_row_learns_and_predicts(all_rows, synthetic_
     assert accuracy >= 0.85
 
 
-@pytest.mark.parametrize("script", ["predict.py", "confusion.py", "saliency.py"])
+@pytest.mark.parametrize("script", ["predict.py", "confusion.py", "calibration.py", "saliency.py"])
 def test_scoring_or_explaining_it_on_its_own_training_faces_is_refused(all_rows, synthetic_files, tmp_path,
                                                                         capsys, script):
     out, figures = all_rows[0], tmp_path / "figures"

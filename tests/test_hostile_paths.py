@@ -76,6 +76,8 @@ def test_a_figures_folder_that_is_a_file_is_refused_before_training(synthetic_fi
     assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
     line = refused(capsys, "confusion.py", "--data", synthetic_files["train"], "--out", "/dev/null")
     assert line == "error: /dev/null: exists and is not a folder"
+    line = refused(capsys, "calibration.py", "--data", synthetic_files["train"], "--out", tmp_path / "figures")
+    assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
 
 
 def test_a_model_path_that_is_a_folder_is_refused(synthetic_files, tmp_path, capsys):
