@@ -4,9 +4,9 @@
 One section per homework question, built only from this project's outputs, each opening with sentences
 written from its own numbers: architectures (layers named by their place), training curves, the CNN
 against DNNs with as many parameters (recipes, curves, per-class F1, the difference of their confusion
-matrices), the ablation, confusion matrices, saliency (every method side by side, on mistakes too, with
-faithfulness scores and the randomization check), filters and feature maps, LIME, semi-supervised
-learning, and the derivations as formulas with their numerical checks. Cheap figures are regenerated
+matrices, their calibration), the ablation, confusion matrices, saliency (every method side by side, on
+mistakes too, with faithfulness scores and the randomization check), filters and feature maps, LIME,
+semi-supervised learning, and the derivations as formulas with their numerical checks. Cheap figures are regenerated
 from the models; the costly runs (ablation.py, semi_supervised.py) are read from their JSON, and anything
 missing is listed as missing, with the command that makes it. A run that does not clear the majority
 class is flagged "did not learn", never presented as a result.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fer import CLASSES, backend, cli, inference, narrative, records
 from fer.atomic import write_text
-from fer.document import heading, image, math, missing, note, para, table, to_html, to_markdown
+from fer.document import heading, image, math, missing, note, para, shown_path, table, to_html, to_markdown
 from fer.errors import InputError
 from fer.layers import layer_rows
 from fer.models import trainable_parameters
@@ -54,10 +54,8 @@ def parse_args():
 # ----------------------------------------------------------------------------- gathering
 
 def default_data():
-    for name in ("data/train.csv", "data/train.csv.gz", "data/train.csv.xz"):
-        if Path(name).exists():
-            return name
-    return str(SAMPLE)
+    return next((n for n in ("data/train.csv", "data/train.csv.gz", "data/train.csv.xz") if Path(n).exists()),
+                str(SAMPLE))
 
 
 def run_script(script, *args):
@@ -79,6 +77,7 @@ def regenerate(data, cnn_path, dnn_paths, out, faces):
     models = ["--model", cnn_path] + [arg for p in dnn_paths for arg in ("--model", p)]
     jobs = {
         "confusion": ("confusion.py", "--data", data, *models, "--out", out),
+        "calibration": ("calibration.py", "--data", data, *models, "--each", "--out", out),
         "saliency": ("saliency.py", "--data", data, "--model", cnn_path, "--faces", faces, "--out", out),
         "filters": ("filter_vis.py", "--data", data, "--model", cnn_path, "--filters", 24, "--steps", 60,
                     "--out", out),
@@ -88,8 +87,7 @@ def regenerate(data, cnn_path, dnn_paths, out, faces):
     return {key: run_script(*job) for key, job in jobs.items()}
 
 
-def by_layer(path):
-    """filter_vis.py's order: each layer's filter patterns, then its feature maps; filters.json last."""
+def by_layer(path):  # filter_vis.py's order: each layer's filter patterns, then its feature maps; filters.json last
     return (path.suffix == ".json", path.stem.removeprefix("feature_maps_").removeprefix("filters_"),
             path.stem.startswith("feature_maps_"))
 
@@ -97,24 +95,10 @@ def by_layer(path):
 def found(out):
     """What an earlier run left in `out` (--no-regenerate)."""
     return {"confusion": (sorted(out.glob("confusion*.png")) + sorted(out.glob("confusion*.json")), "not found"),
+            "calibration": (sorted(out.glob("calibration*.png")) + sorted(out.glob("calibration*.json")), "not found"),
             "saliency": (sorted(out.glob("saliency*")), "not found"),
             "filters": (sorted([*out.glob("filters*"), *out.glob("feature_maps_*.png")], key=by_layer), "not found"),
             "lime": (sorted(out.glob("lime*.png")), "not found")}
-
-
-def run_records(model_path):
-    """A model's summary and history, if training left them beside it."""
-    summary, history = records.summary_path(model_path), records.history_path(model_path)
-    return (json.loads(summary.read_text()) if summary.exists() else None,
-            records.read_history(history) if history.exists() else None)
-
-
-def shown_path(path):
-    """A path as the reader would type it: relative to here when it is under here."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def json_file(files, name=None):
@@ -135,7 +119,7 @@ def model_section(title, name, path, out, blocks, majority, score_note="", label
         blocks.append(missing(f"the {name} model {path}", f"python train_{name.lower()}.py --train data/train.csv"))
         return None, None, None
     model = inference.load_model(path)
-    summary, history = run_records(path)
+    summary, history = records.read_summary(path), records.read_history(records.history_path(path))
     label = label or name
     blocks.append(para(narrative.model_text(label, summary, majority)))
     if summary and summary.get("best_val_accuracy") is not None and not learned(summary["best_val_accuracy"],
@@ -158,8 +142,8 @@ def model_section(title, name, path, out, blocks, majority, score_note="", label
     return model, summary, history
 
 
-def comparison_section(runs, confusion, majority, val_rows, out, files, blocks):
-    """runs: [(name, model, summary, history)], the CNN first."""
+def comparison_section(runs, confusion, majority, val_rows, out, files, calibration_files, blocks):
+    """runs: [(name, model, summary, path)], the CNN first; files and calibration_files: the scripts' outputs."""
     from fer.plots import curves_figure
 
     blocks.append(heading("2b. CNN vs DNN with the same number of parameters"))
@@ -193,8 +177,22 @@ def comparison_section(runs, confusion, majority, val_rows, out, files, blocks):
     if difference:
         blocks.append(image(difference, "CNN minus the first DNN, rates per true class: red on the diagonal where "
                                         "the CNN is right more often, blue off it where it errs less"))
+    calibration_paragraphs(present, calibration_files, blocks)
     blocks.append(para("The DNN sees each pixel as an unrelated input: no weight is shared across positions, so "
                        "what it learns about a mouth corner in one place does not carry to another."))
+
+
+def calibration_paragraphs(present, files, blocks):
+    """How far each model's probabilities can be trusted, from calibration.py's record and figure."""
+    record, figures = json_file(files), [f for f in files if f.suffix == ".png"]
+    if record and figures and record["models"] == [str(path) for *_, path in present]:  # these models, in order
+        scored = zip([name for name, *_ in present], record["columns"]["plain"].values())
+        blocks.append(para(narrative.calibration_text(scored)))
+        blocks.append(image(figures[0], "Accuracy at each confidence (the highest probability) on the validation "
+                                        "split, on the diagonal where a model is calibrated; below, the faces at each"))
+    else:
+        models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
+        blocks.append(missing("the calibration", f"python calibration.py --data data/train.csv --each {models}"))
 
 
 def ablation_section(record, figure_path, blocks):
@@ -363,7 +361,8 @@ def main():
         runs.append((name, model, summary, path))
     confusion_files = regenerated["confusion"][0]
     confusion = json_file(confusion_files)
-    comparison_section(runs, confusion, majority or 0, val_rows, out, confusion_files, blocks)
+    comparison_section(runs, confusion, majority or 0, val_rows, out, confusion_files, regenerated["calibration"][0],
+                       blocks)
     ablation_section(json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else None,
                      out / "ablation.png", blocks)
     confusion_section(*regenerated["confusion"], cnn_summary, blocks)

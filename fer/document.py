@@ -44,6 +44,12 @@ def missing(what, command):
     return ("missing", what, command)
 
 
+def shown_path(path):
+    """A path as the reader would type it: relative to here when it is under here."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(path)
+
+
 def png_size(data):
     """(width, height) in pixels of PNG bytes."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":

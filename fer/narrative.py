@@ -26,7 +26,7 @@ def listing(items):
 
 def model_text(name, summary, majority):
     """What one training run reached, against the majority class, and how far training ran ahead of it."""
-    if summary is None:
+    if not summary:
         return f"The {name}'s training records are missing, so its curves and recipe cannot be shown."
     best = summary.get("best_val_accuracy")
     if best is None:
@@ -71,6 +71,20 @@ def confusion_text(result, name):
     if result.get("never_predicted"):
         text += f" It never predicts {listing(result['never_predicted'])}."
     return text
+
+
+def calibration_text(rows):
+    """rows: [(name, calibration.py's report of its plain probabilities)], the CNN first: how far each model's
+    confidence is from its accuracy, and the temperature that would close the gap."""
+    sentences = []
+    for name, r in rows:
+        gap = r["mean_confidence"] - r["accuracy"]
+        leaning = ("overconfident" if gap > 0.01 else "underconfident" if gap < -0.01 else
+                   "about as confident as it is right")
+        sentences.append(f"The {name} is {leaning}: its mean confidence is {r['mean_confidence']:.3f} where it is "
+                         f"right on {r['accuracy']:.3f} of the faces (ECE {r['ece']:.3f}); a temperature of "
+                         f"{r['temperature']:.2f} would take its ECE to {r['ece_after']:.3f} without changing a label.")
+    return " ".join(sentences)
 
 
 def rescored_text(recorded, scored, faces, summary):

@@ -55,4 +55,4 @@ def difference_is_noise(a, b, n):
     """Whether two accuracies on the same n faces differ by less than two standard errors of the difference of
     two independent binomial proportions: too little to call a gain."""
     p = (a + b) / 2
-    return abs(a - b) < 2 * np.sqrt(2 * p * (1 - p) / max(n, 1))
+    return abs(a - b) <= 2 * np.sqrt(2 * p * (1 - p) / max(n, 1))  # equal accuracies are never a gain, even at 1

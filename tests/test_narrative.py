@@ -23,6 +23,16 @@ def test_the_comparison_names_what_the_dnn_never_predicts():
     assert two.count("the mean of the seven classes' F1") == 1  # explained once, not per DNN
     assert "within the noise of" in narrative.comparison_text([("CNN", 0.650, 0.6, []), ("DNN", 0.648, 0.6, [])],
                                                                5742)
+    assert "within the noise of" in narrative.comparison_text([("CNN", 1.0, 1.0, []), ("DNN", 1.0, 1.0, [])], 140)
+
+
+def test_calibration_words_follow_the_gap_between_confidence_and_accuracy():
+    report = dict(accuracy=0.70, mean_confidence=0.75, ece=0.052, temperature=1.18, ece_after=0.021)
+    text = narrative.calibration_text([("CNN", report), ("DNN", {**report, "mean_confidence": 0.62}),
+                                       ("DNN 2", {**report, "mean_confidence": 0.705})])
+    assert ("The CNN is overconfident: its mean confidence is 0.750 where it is right on 0.700 of the faces "
+            "(ECE 0.052); a temperature of 1.18 would take its ECE to 0.021 without changing a label.") in text
+    assert "The DNN is underconfident" in text and "The DNN 2 is about as confident as it is right" in text
 
 
 def test_a_rescored_model_file_says_why_it_differs_from_its_training_record():

@@ -19,8 +19,11 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
                  best_val_accuracy=0.26, best_epoch=1, final_train_accuracy=0.25)]
     (out / "ablation.json").write_text(json.dumps({"title": "tiny ablation", "majority_share": 0.2513,
                                                    "split": {"val_rows": 140}, "runs": runs}))
+    dnn = tmp_path / "dnn.keras"  # the CNN again, standing in for a DNN: the comparison needs two models
+    dnn.write_bytes((trained / "cnn.keras").read_bytes())
     status = run_script("report.py", "--data", synthetic_files["train"], "--cnn", trained / "cnn.keras",
-                        "--dnn", tmp_path / "no_dnn.keras", "--out", out, "--private", "0.61", "--faces", "14")
+                        "--dnn", dnn, "--dnn", tmp_path / "no_dnn.keras", "--out", out, "--private", "0.61",
+                        "--faces", "14")
     assert status == 0
     md = (out / "report.md").read_text()
     for section in ("1. The CNN", "2. The DNN", "2b. CNN vs DNN", "3. Batch normalization", "4. Confusion matrix",
@@ -39,10 +42,15 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     saliency = json.loads((out / "saliency.json").read_text())
     assert "In the randomization check" in md and all(saliency["titles"][n] in md for n in saliency["sanity"])
     assert "LIME fits a linear model" in md.split("## 7. LIME")[1]  # section 7 opens with its own numbers too
+    calibration = json.loads((out / "calibration_cnn_vs_dnn.json").read_text())["columns"]["plain"]
+    assert list(calibration) == ["cnn", "dnn"]  # each model alone: a CNN and a DNN are no ensemble
+    comparison = md.split("## 2b.")[1].split("## 3.")[0]
+    for name, r in zip(("CNN", "DNN"), calibration.values()):
+        assert f"The {name} is " in comparison and f"a temperature of {r['temperature']:.2f}" in comparison
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     names = {name.split("/")[-1] for name in linked}
     assert {"saliency_grid.png", "saliency_mistakes.png", "saliency_faithfulness.png", "saliency_sanity.png",
-            "saliency_class_means.png", "lime.png", "report_cnn_history.png"} <= names
+            "saliency_class_means.png", "lime.png", "report_cnn_history.png", "calibration_cnn_vs_dnn.png"} <= names
     assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in linked)
 
     page = (out / "report.html").read_text()
