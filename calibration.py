@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer import backend, cli, inference, records
+from fer import backend, cli, inference, narrative, records
 from fer.atomic import write_text
 from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.calibration import BINS, calibration_report
@@ -78,14 +78,6 @@ def scored_probabilities(models, names, x, tta, average):
     return scored
 
 
-def verdict(name, column, r):
-    """One sentence on how far a model's confidence is from its accuracy, and what its temperature does."""
-    gap = r["mean_confidence"] - r["accuracy"]
-    leaning = "overconfident" if gap > 0 else "underconfident"
-    return (f"{name}, {column}: {leaning} (mean confidence {r['mean_confidence']:.3f}, accuracy {r['accuracy']:.3f});"
-            f" T = {r['temperature']:.2f} takes its ECE from {r['ece']:.3f} to {r['ece_after']:.3f}.")
-
-
 def print_table(reports, faces, note, bins):
     print(f"\ncalibration on {faces:,} validation faces ({note}); ECE over {bins} bins of confidence; "
           "after T: T fitted on each half of the faces, scored on the other")
@@ -98,7 +90,7 @@ def print_table(reports, faces, note, bins):
                   f"{r['nll_after']:>11.3f}")
     for column, by_model in reports.items():
         name = ENSEMBLE if ENSEMBLE in by_model else next(iter(by_model))
-        print(verdict(name, column, by_model[name]))
+        print(narrative.calibration_text([(f"{name} ({column})", by_model[name])]))
 
 
 def draw(reports, bins, path):

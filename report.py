@@ -6,9 +6,9 @@ written from its own numbers: architectures (layers named by their place), train
 against DNNs with as many parameters (recipes, curves, per-class F1, the difference of their confusion
 matrices, their calibration), the ablation, confusion matrices, saliency (every method side by side, on
 mistakes too, with faithfulness scores and the randomization check), filters and feature maps, LIME,
-semi-supervised learning, and the derivations as formulas with their numerical checks. Cheap figures are regenerated
-from the models; the costly runs (ablation.py, semi_supervised.py) are read from their JSON, and anything
-missing is listed as missing, with the command that makes it. A run that does not clear the majority
+semi-supervised learning, and the derivations as formulas with their numerical checks. Cheap figures are
+regenerated from the models; the costly runs (ablation.py, semi_supervised.py) are read from their JSON, and
+anything missing is listed as missing, with the command that makes it. A run that does not clear the majority
 class is flagged "did not learn", never presented as a result.
 
     python report.py                                   # data/train.csv, else the bundled sample
@@ -183,13 +183,14 @@ def comparison_section(runs, confusion, majority, val_rows, out, files, calibrat
 
 
 def calibration_paragraphs(present, files, blocks):
-    """How far each model's probabilities can be trusted, from calibration.py's record and figure."""
-    record, figures = json_file(files), [f for f in files if f.suffix == ".png"]
-    if record and figures and record["models"] == [str(path) for *_, path in present]:  # these models, in order
-        scored = zip([name for name, *_ in present], record["columns"]["plain"].values())
-        blocks.append(para(narrative.calibration_text(scored)))
-        blocks.append(image(figures[0], "Accuracy at each confidence (the highest probability) on the validation "
-                                        "split, on the diagonal where a model is calibrated; below, the faces at each"))
+    """How far each model's probabilities can be trusted: calibration.py's record of exactly these, and its figure."""
+    made = [f for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()
+            and json.loads(f.read_text()).get("models") == [str(path) for *_, path in present]]
+    if made:
+        scored = zip([name for name, *_ in present], json.loads(made[0].read_text())["columns"]["plain"].values())
+        blocks += [para(narrative.calibration_text(scored)),
+                   image(made[0].with_suffix(".png"), "Accuracy at each confidence (the highest probability) on the "
+                         "validation split, on the diagonal where a model is calibrated; below, the faces at each")]
     else:
         models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
         blocks.append(missing("the calibration", f"python calibration.py --data data/train.csv --each {models}"))

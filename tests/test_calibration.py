@@ -83,7 +83,7 @@ def test_calibration_py_scores_the_models_validation_split(trained, synthetic_fi
     plain = record["columns"]["plain"]["cnn"]
     assert abs(plain["accuracy"] - summary["best_val_accuracy"]) < 1e-6  # the split the model held out
     assert sum(plain["bins"]["faces"]) == summary["split"]["val_rows"] == record["faces"]
-    assert "cnn, plain: " in out and f"T = {plain['temperature']:.2f}" in out
+    assert "The cnn (plain) is " in out and f"where it is right on {plain['accuracy']:.3f} of the faces" in out
     assert (tmp_path / "calibration.png").read_bytes().startswith(b"\x89PNG")
 
 

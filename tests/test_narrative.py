@@ -33,6 +33,8 @@ def test_calibration_words_follow_the_gap_between_confidence_and_accuracy():
     assert ("The CNN is overconfident: its mean confidence is 0.750 where it is right on 0.700 of the faces "
             "(ECE 0.052); a temperature of 1.18 would take its ECE to 0.021 without changing a label.") in text
     assert "The DNN is underconfident" in text and "The DNN 2 is about as confident as it is right" in text
+    noise = narrative.calibration_text([("DNN", {**report, "ece_after": 0.06})])
+    assert noise.endswith("; a temperature fitted on half the faces does not lower it on the other half (0.060).")
 
 
 def test_a_rescored_model_file_says_why_it_differs_from_its_training_record():

@@ -3,6 +3,7 @@ runs that did not learn flagged, absent runs listed as missing; the HTML self-co
 import base64
 import json
 import re
+from pathlib import Path
 
 from conftest import run_script
 
@@ -92,3 +93,27 @@ def test_figures_left_by_an_earlier_run_keep_filter_vis_order(tmp_path):
     for name in written[::-1]:
         (tmp_path / name).write_bytes(b"")
     assert [path.name for path in report.found(tmp_path)["filters"][0]] == written
+
+
+def test_calibration_is_read_from_the_record_of_exactly_the_compared_models(tmp_path):
+    """An earlier run's --out may hold calibration.py's records of other models: the report takes the one of
+    these models in this order, with its figure, or lists the calibration as missing."""
+    import report
+
+    scored = dict(accuracy=0.6, mean_confidence=0.7, ece=0.1, temperature=1.3, ece_after=0.02)
+    for stem, models in (("calibration", ["other.keras"]), ("calibration_cnn_vs_dnn", ["cnn.keras", "dnn.keras"]),
+                         ("calibration_dnn_vs_cnn", ["dnn.keras", "cnn.keras"])):
+        columns = {"plain": {Path(m).stem: {**scored, "temperature": len(stem)} for m in models}}
+        (tmp_path / f"{stem}.json").write_text(json.dumps(dict(models=models, columns=columns)))
+        (tmp_path / f"{stem}.png").write_bytes(b"")
+    files = report.found(tmp_path)["calibration"][0]
+    present = [("CNN", None, None, "cnn.keras"), ("DNN", None, None, "dnn.keras")]
+    blocks = []
+    report.calibration_paragraphs(present, files, blocks)
+    (kind, text), (_, figure, _) = blocks
+    assert kind == "p" and f"a temperature of {len('calibration_cnn_vs_dnn'):.2f}" in text
+    assert "The DNN is overconfident" in text and figure == tmp_path / "calibration_cnn_vs_dnn.png"
+    blocks = []
+    report.calibration_paragraphs(present[:1], files, blocks)
+    assert blocks == [("missing", "the calibration",
+                       "python calibration.py --data data/train.csv --each --model cnn.keras")]
