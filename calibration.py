@@ -26,10 +26,11 @@ from fer import backend, cli, inference, narrative, records
 from fer.atomic import write_text
 from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.calibration import BINS, calibration_report
-from fer.outputs import check_folder
+from fer.outputs import check_outputs
 
 ENSEMBLE = "ensemble"
 FEWEST_DRAWN = 10  # a bin's accuracy over fewer faces is mostly chance: left out of the figure, not the ECE
+NAMED = 4  # models named in the output files' name; past that, a count
 
 
 def parse_args():
@@ -56,6 +57,14 @@ def model_names(paths):
     if len(set(stems)) == len(stems) and ENSEMBLE not in stems:
         return stems
     return [f"{i}:{stem}" for i, stem in enumerate(stems, 1)]
+
+
+def output_stem(chosen):
+    """calibration for the default models or one, else the models' names joined (a count past NAMED)."""
+    stems = [Path(p).stem for p in chosen or ()]
+    if len(stems) < 2:
+        return "calibration"
+    return "calibration_" + ("_vs_".join(stems) if len(stems) <= NAMED else f"{stems[0]}_and_{len(stems) - 1}_more")
 
 
 def scored_probabilities(models, names, x, tta, average):
@@ -103,8 +112,8 @@ def draw(reports, bins, path):
     edges = np.linspace(0, 1, bins + 1)
     for (column, by_model), (top, bottom) in zip(reports.items(), axes.T):
         top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="calibrated")
-        for (name, r), colour in zip(by_model.items(), plt.cm.tab10.colors):
-            colour, width = ("black", 2.4) if name == ENSEMBLE else (colour, 1.4)
+        for i, (name, r) in enumerate(by_model.items()):
+            colour, width = ("black", 2.4) if name == ENSEMBLE else (plt.cm.tab10.colors[i % 10], 1.4)
             b = {key: np.array(values, float) for key, values in r["bins"].items()}
             filled = b["faces"] >= FEWEST_DRAWN
             top.plot(b["confidence"][filled], b["accuracy"][filled], "o-", ms=4, lw=width, color=colour,
@@ -122,7 +131,9 @@ def draw(reports, bins, path):
 
 def main():
     args = parse_args()
-    check_folder(args.out)  # before any work: a run must not fail at its end
+    out = Path(args.out) / output_stem(args.model)
+    figure_path, record_path = Path(f"{out}.png"), Path(f"{out}.json")
+    check_outputs([figure_path, record_path], inputs=[args.data, *(args.model or ())])  # before any work
     paths = args.model or cli.default_models()
     names = model_names(paths)
     models = [inference.load_model(p) for p in paths]
@@ -131,14 +142,12 @@ def main():
     reports = {column: {name: calibration_report(p, faces.y, args.bins) for name, p in by_model.items()}
                for column, by_model in scored.items()}
     print_table(reports, len(faces), note, args.bins)
-    stems = [Path(p).stem for p in paths]
-    stem = "calibration" if len(args.model or ()) < 2 else "calibration_" + "_vs_".join(stems)
-    figure = draw(reports, args.bins, Path(args.out) / f"{stem}.png")
+    figure = draw(reports, args.bins, figure_path)
     record = dict(faces=len(faces), split=note, bins=args.bins, models=[str(p) for p in paths],
                   command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), device=backend.accelerator(),
                   backend=backend.name(), date=time.strftime("%Y-%m-%d"), columns=reports)
-    write_text(Path(args.out) / f"{stem}.json", json.dumps(record, indent=1) + "\n")
-    print(f"\nwrote {figure}, {Path(args.out) / f'{stem}.json'}")
+    write_text(record_path, json.dumps(record, indent=1) + "\n")
+    print(f"\nwrote {figure}, {record_path}")
 
 
 if __name__ == "__main__":

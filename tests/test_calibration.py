@@ -133,3 +133,20 @@ def test_each_leaves_the_average_out(trained, synthetic_files, tmp_path):
                       synthetic_files["train"], "--out", tmp_path) == 0
     assert list(json.loads((tmp_path / "calibration_cnn_vs_cnn.json").read_text())["columns"]["plain"]) == \
         ["1:cnn", "2:cnn"]
+
+
+def test_an_output_that_is_an_input_is_refused(trained, synthetic_files, tmp_path, capsys):
+    data = tmp_path / "calibration.json"  # where the record would go
+    data.write_bytes(open(synthetic_files["train"], "rb").read())
+    line = refused(capsys, "calibration.py", "--model", trained / "cnn.keras", "--data", data, "--out", tmp_path,
+                   inputs=[data])
+    assert line == f"error: {data}: is also an input ({data}): refusing to overwrite it; write elsewhere"
+    assert not (tmp_path / "calibration.png").exists()
+
+
+def test_many_models_are_counted_in_the_file_name():
+    from calibration import output_stem
+
+    assert output_stem(None) == output_stem(["a.keras"]) == "calibration"
+    assert output_stem(["m/a.keras", "b.keras"]) == "calibration_a_vs_b"
+    assert output_stem([f"m{i}.keras" for i in range(7)]) == "calibration_m0_and_6_more"
