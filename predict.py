@@ -39,6 +39,8 @@ def parse_args():
     parser.add_argument("--test", metavar="CSV", help="test.csv (id,feature), or a labeled file (required unless "
                         "--validate: then the submission is left out)")
     parser.add_argument("--out", metavar="CSV", help="with --test (default submission.csv)")
+    parser.add_argument("--probabilities", metavar="CSV", help="with --test: also each face's 7 probabilities, "
+                        "id,p_Angry..p_Neutral, averaged as the labels are (for stacking with other models)")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
                              "each mirrored) or flip (2 views)")
@@ -100,13 +102,13 @@ def main():
         raise InputError("--fit", "needs --validate: the labeled file the models were trained on")
     if not args.test and not args.validate:
         raise InputError("--test", "required: the faces to predict (or --validate alone, to score the models)")
-    for flag, given in (("--out", args.out), ("--tta", args.tta)):
+    for flag, given in (("--out", args.out), ("--probabilities", args.probabilities), ("--tta", args.tta)):
         if given and not args.test:  # --validate scores every --tta kind; only a submission needs one
             raise InputError(flag, "needs --test: it applies to the submission, and --validate alone writes none")
     paths = args.model or cli.default_models()
     out = args.out or "submission.csv"
     if args.test:
-        check_outputs([out], inputs=[args.test, args.validate, *paths])
+        check_outputs([out, args.probabilities], inputs=[args.test, args.validate, *paths])
     test = inference.load_test(args.test) if args.test else None
     models = [inference.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs
@@ -137,6 +139,9 @@ def write_predictions(args, out, models, test):
     print(f"wrote {out}: {len(labels):,} rows from {len(models)} model(s){views}"
           f" in {seconds:.1f} s")
     print(f"predicted classes: {inference.class_counts(labels)}")
+    if args.probabilities:
+        inference.write_probabilities(args.probabilities, test.ids, probabilities)
+        print(f"wrote {args.probabilities}: each face's 7 probabilities")
     if test.y is not None:
         print(f"accuracy on {args.test}: {np.mean(labels == test.y):.4f} ({len(labels):,} labeled rows)")
 

@@ -164,6 +164,15 @@ def write_submission(path, ids, labels):
     write_text(path, buffer.getvalue())
 
 
+def write_probabilities(path, ids, probabilities):
+    """Each face's id and its 7 probabilities (6 decimals), in the submission's order."""
+    buffer = io.StringIO()
+    buffer.write(",".join(["id", *(f"p_{name}" for name in CLASSES)]) + "\n")
+    for i, row in zip(ids, probabilities):
+        buffer.write(f"{int(i)}," + ",".join(f"{p:.6f}" for p in row) + "\n")
+    write_text(path, buffer.getvalue())
+
+
 def class_counts(labels):
     counts = np.bincount(labels, minlength=len(CLASSES))
     return ", ".join(f"{name} {c}" for name, c in zip(CLASSES, counts))

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import (QUICK, ROOT, read_rows, refused, run_script, submission_accuracy, subprocess_env, synthetic_faces,
                       kill_after_epochs, write_csv)
+from fer import CLASSES
 from fer.records import augmentation_words, load_split, recipe_words
 from fer.resume import backed_up_epochs
 
@@ -96,6 +97,22 @@ def test_saved_model_takes_raw_pixels_and_predict_agrees(trained, synthetic_file
     run_script("predict.py", "--model", trained / "cnn.keras", "--model", trained / "cnn.keras",
                "--test", synthetic_files["test"], "--out", twice)
     assert read_rows(once) == read_rows(twice) == read_rows(trained / "cnn_submission.csv")
+
+
+def test_predict_writes_the_probabilities_its_labels_come_from(trained, synthetic_files, tmp_path, capsys):
+    out, probabilities = tmp_path / "sub.csv", tmp_path / "p.csv"
+    assert run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["test"], "--tta",
+                      "flip", "--out", out, "--probabilities", probabilities) == 0
+    rows, labels = read_rows(probabilities), read_rows(out)
+    assert list(rows[0]) == ["id", *(f"p_{name}" for name in CLASSES)]
+    p = np.array([[float(r[f"p_{name}"]) for name in CLASSES] for r in rows])
+    assert [r["id"] for r in rows] == [r["id"] for r in labels] == [str(i) for i in synthetic_files["test_ids"]]
+    assert np.array_equal(p.argmax(1), [int(r["label"]) for r in labels]) and np.allclose(p.sum(1), 1, atol=1e-4)
+    assert len(set(p.argmax(1))) > 1 and p.max(1).min() < 0.99  # real probabilities, not one-hot labels
+    for flags, word in ((["--validate", synthetic_files["train"]], "--probabilities: needs --test"),
+                        (["--test", synthetic_files["test"], "--out", out], "is named twice as an output")):
+        assert word in refused(capsys, "predict.py", "--model", trained / "cnn.keras", *flags,
+                               "--probabilities", out if "--out" in flags else probabilities)
 
 
 def test_dnn_matches_the_cnn_and_learns(trained, synthetic_files, capsys):
