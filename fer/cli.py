@@ -119,7 +119,8 @@ def add_face_flags(parser, image, search_side):
     parser.add_argument("--model", action="append", metavar="M.keras",
                         help=f"repeat to average several (default {ENSEMBLE_WORDS})")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
-                        help="average each face with its mirror image (and zooms), as predict.py --tta")
+                        help="average each face with its mirror image (and zooms), as predict.py --tta: more often "
+                             "right, with probabilities that read lower than that (calibration.py --tta)")
     parser.add_argument("--min-face", type=number(int, 12), default=30, metavar="PIXELS",
                         help=f"smallest face to look for, in the {image}'s pixels (default 30)")
     parser.add_argument("--search-size", type=number(int, 64), default=search_side, metavar="PIXELS",
