@@ -190,7 +190,7 @@ def calibration_paragraphs(present, files, blocks):
         scored = zip([name for name, *_ in present], json.loads(made[0].read_text())["columns"]["plain"].values())
         blocks += [para(narrative.calibration_text(scored)),
                    image(made[0].with_suffix(".png"), "Accuracy at each confidence (the highest probability) on the "
-                         "validation split, on the diagonal where a model is calibrated; below, the faces at each")]
+                         "validation split, on the diagonal where calibrated; below, the share of faces at each")]
     else:
         models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
         blocks.append(missing("the calibration", f"python calibration.py --data data/train.csv --each {models}"))
