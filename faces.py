@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer import CLASSES, cli, inference
+from fer import CLASSES, PROBABILITY_COLUMNS, cli, inference
 from fer.atomic import write_text
 from fer.errors import InputError
 from fer.explain import CAM_METHODS, check_explainable, explain
@@ -129,7 +129,7 @@ def main():
         fail(refused)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "x", "y", "w", "h", "label", *(f"p_{name}" for name in CLASSES)])
+    writer.writerow(["file", "x", "y", "w", "h", "label", *PROBABILITY_COLUMNS])
     writer.writerows(rows)
     write_text(out / "faces.csv", buffer.getvalue())
     print(f"wrote {out / 'faces.csv'}: {len(rows)} face(s) in {len(paths) - len(refused)} photo(s)")

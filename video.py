@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer import CLASSES, IMAGE_SIZE, cli, inference
+from fer import CLASSES, IMAGE_SIZE, PROBABILITY_COLUMNS, cli, inference
 from fer.atomic import write_text
 from fer.outputs import check_outputs
 from fer.photos import SEARCH_SIDE, crop_face, find_faces
@@ -78,7 +78,7 @@ def faces_in(video, facts, args):
 def csv_text(frames, numbers, probabilities):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["frame", "seconds", "face", "x", "y", "w", "h", "label", *(f"p_{name}" for name in CLASSES)])
+    writer.writerow(["frame", "seconds", "face", "x", "y", "w", "h", "label", *PROBABILITY_COLUMNS])
     rows = [(index, seconds, n, box) for (index, seconds, boxes), row in zip(frames, numbers)
             for box, n in zip(boxes, row)]
     for (index, seconds, n, box), p in zip(rows, probabilities):

@@ -9,6 +9,7 @@ import os
 import sys
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+PROBABILITY_COLUMNS = tuple(f"p_{name}" for name in CLASSES)  # the CSVs that hold all 7: faces, video, predict
 IMAGE_SIZE = 48
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 

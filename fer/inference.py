@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import CLASSES, IMAGE_SIZE, backend, quiet_native_stderr
+from . import CLASSES, IMAGE_SIZE, PROBABILITY_COLUMNS, backend, quiet_native_stderr
 from .atomic import write_text
 # importing fer.augment registers the training-only layers that saved models name
 from .augment import TTA_DEFAULT, TTA_ZOOMS, RandomAffine, RandomErasing, tta_views
@@ -167,7 +167,7 @@ def write_submission(path, ids, labels):
 def write_probabilities(path, ids, probabilities):
     """Each face's id and its 7 probabilities (6 decimals), in the submission's order."""
     buffer = io.StringIO()
-    buffer.write(",".join(["id", *(f"p_{name}" for name in CLASSES)]) + "\n")
+    buffer.write(",".join(["id", *PROBABILITY_COLUMNS]) + "\n")
     for i, row in zip(ids, probabilities):
         buffer.write(f"{int(i)}," + ",".join(f"{p:.6f}" for p in row) + "\n")
     write_text(path, buffer.getvalue())
