@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from matplotlib.colors import TABLEAU_COLORS, to_rgb
 
 from . import CLASSES, quiet_native_stderr
 from .atomic import atomic_path
@@ -17,8 +18,7 @@ from .photos import IMAGE_SUFFIXES, overlap
 # between frames a tenth of a second apart a face moves a little, and a stranger's box rarely lands on it.
 FOLLOW_OVERLAP = 0.3
 # matplotlib's tab10, as faces.py colours its faces, in OpenCV's blue-green-red order
-COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
-           (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23)]
+COLOURS = [tuple(round(255 * c) for c in to_rgb(colour)[::-1]) for colour in TABLEAU_COLORS.values()]
 
 
 def video_paths(paths):
