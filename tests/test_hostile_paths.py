@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import QUICK, refused, run_script
+from conftest import QUICK, ROOT, refused, run_script
 
 
 @pytest.fixture
@@ -78,6 +78,12 @@ def test_a_figures_folder_that_is_a_file_is_refused_before_training(synthetic_fi
     assert line == "error: /dev/null: exists and is not a folder"
     line = refused(capsys, "calibration.py", "--data", synthetic_files["train"], "--out", tmp_path / "figures")
     assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
+    # with the default models too, whose note would be a second line on stderr before the refusal
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not decoded before the outputs are checked")
+    for script, source in (("faces.py", ROOT / "docs" / "faces_example.jpg"), ("video.py", clip)):
+        line = refused(capsys, script, source, "--out", tmp_path / "figures")
+        assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder", script
 
 
 def test_a_model_path_that_is_a_folder_is_refused(synthetic_files, tmp_path, capsys):
