@@ -105,10 +105,12 @@ def main():
     for flag, given in (("--out", args.out), ("--probabilities", args.probabilities), ("--tta", args.tta)):
         if given and not args.test:  # --validate scores every --tta kind; only a submission needs one
             raise InputError(flag, "needs --test: it applies to the submission, and --validate alone writes none")
-    paths = args.model or cli.default_models()
+    paths = args.model or cli.default_models(announce=False)
     out = args.out or "submission.csv"
-    if args.test:
+    if args.test:  # the default models are inputs too: --out may name one
         check_outputs([out, args.probabilities], inputs=[args.test, args.validate, *paths])
+    if not args.model:  # after the check, so that a refusal stays one line
+        cli.announce_models(paths)
     test = inference.load_test(args.test) if args.test else None
     models = [inference.load_model(path) for path in paths]
     # read before anything is written: a bad --validate file leaves no half-finished outputs

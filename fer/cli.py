@@ -3,6 +3,7 @@ import argparse
 import math
 import re
 import sys
+from pathlib import Path
 
 from . import backend
 from .augment import TTA_DEFAULT, TTA_ZOOMS
@@ -24,17 +25,27 @@ def run(main):
         sys.exit(130)
 
 
-def default_models(ensemble=True):
+def default_models(ensemble=True, announce=True):
     """The models a script uses without --model: the one you trained here, else the shipped ensemble (or,
-    where one model is needed, its first member)."""
+    where one model is needed, its first member). announce=False resolves them silently, for a script that
+    must refuse its outputs first (one error line); it calls announce_models after."""
     if TRAINED_CNN.exists() or not SHIPPED_MODEL.exists():
         return [str(TRAINED_CNN)]
     # the shipped ensemble: cnn.keras (the model explanations use), then any cnn_*.keras beside it
-    members = ensemble_members(SHIPPED_MODEL) if ensemble else [SHIPPED_MODEL]
-    names = " + ".join(str(path.relative_to(ROOT)) for path in members)
-    print(f"using the shipped model{'s' if len(members) > 1 else ''} {names} (see models/pretrained/MODEL_CARD.md); "
+    members = [str(path) for path in (ensemble_members(SHIPPED_MODEL) if ensemble else [SHIPPED_MODEL])]
+    if announce:
+        announce_models(members)
+    return members
+
+
+def announce_models(paths):
+    """Says on stderr when paths are the shipped models, which a user who passed no --model may not expect."""
+    shipped = [Path(path) for path in paths if Path(path).parent == SHIPPED_MODEL.parent]
+    if not shipped or len(shipped) < len(paths):
+        return
+    names = " + ".join(str(path.relative_to(ROOT)) for path in shipped)
+    print(f"using the shipped model{'s' if len(shipped) > 1 else ''} {names} (see models/pretrained/MODEL_CARD.md); "
           "train your own with train_cnn.py or pass --model", file=sys.stderr)
-    return [str(path) for path in members]
 
 
 def default_model():

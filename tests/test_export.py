@@ -5,7 +5,7 @@ import keras
 import numpy as np
 
 import export_model
-from conftest import read_rows, run_script, synthetic_faces
+from conftest import read_rows, refused, run_script, synthetic_faces
 from fer import cli, inference
 from fer.augment import TTA_ZOOMS
 
@@ -44,6 +44,9 @@ def test_without_a_trained_model_predict_uses_the_shipped_one(trained, synthetic
     assert "using the shipped model" in capsys.readouterr().err
     rows = read_rows(tmp_path / "sub.csv")
     assert len(rows) > 1 and set(rows[0]) == {"id", "label"}
+    # --out naming the default model itself: refused in one line, the note that would precede it held back
+    line = refused(capsys, "predict.py", "--test", synthetic_files["test"], "--out", shipped, inputs=[shipped])
+    assert line.startswith(f"error: {shipped}: is also an input"), line
 
 
 def test_a_shipped_ensemble_predicts_together_and_its_first_member_explains(trained, trained_centre, synthetic_files,
