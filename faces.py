@@ -115,7 +115,7 @@ def main():
             print(f"{photo}: no face found ({no_face_details(grey.shape, args.min_face, args.search_size)})")
             continue
         faces = np.stack([crop_face(grey, box) for box in boxes])
-        probabilities = inference.predict_probabilities(models, faces, args.tta)
+        probabilities = inference.predict_probabilities(models, faces, args.tta, temperature=args.temperature)
         maps, method = None, ""
         if args.saliency:
             method, maps = saliency_maps(models[0], model_paths[0], faces, probabilities.argmax(1))

@@ -44,6 +44,7 @@ def parse_args():
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="test-time augmentation: zoom (the default of --tta: 6 views, zoomed 0.85/1/1.15, "
                              "each mirrored) or flip (2 views)")
+    cli.add_temperature_flag(parser)
     parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=256)
     parser.add_argument("--validate", metavar="CSV", help="the labeled training file: also print validation "
                         "accuracy of each model and of the ensemble, plain and with each --tta")
@@ -105,6 +106,8 @@ def main():
     for flag, given in (("--out", args.out), ("--probabilities", args.probabilities), ("--tta", args.tta)):
         if given and not args.test:  # --validate scores every --tta kind; only a submission needs one
             raise InputError(flag, "needs --test: it applies to the submission, and --validate alone writes none")
+    if args.temperature != 1 and not args.probabilities:
+        raise InputError("--temperature", "changes the probabilities only, not a label: give --probabilities")
     paths = args.model or cli.default_models(announce=False)
     out = args.out or "submission.csv"
     if args.test:  # the default models are inputs too: --out may name one
@@ -133,7 +136,8 @@ def write_predictions(args, out, models, test):
     """The submission, and the accuracy when the test file has labels."""
     started = time.perf_counter()
     progress = inference.view_progress(f"{len(test):,} faces of {args.test}", len(models)) if args.tta else None
-    probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size, progress)
+    probabilities = inference.predict_probabilities(models, test.x, args.tta, args.batch_size, progress,
+                                                   args.temperature)
     labels = probabilities.argmax(1)
     inference.write_submission(out, test.ids, labels)
     seconds = time.perf_counter() - started

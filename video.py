@@ -166,7 +166,7 @@ def read_video(video, facts, models, args, paths):
         print(f"{video}: no face lasted {args.min_seconds:g} s; nothing written")
         return
     print(f"{video}: reading the expressions of {len(crops)} faces", flush=True)
-    probabilities = inference.predict_probabilities(models, crops, args.tta)
+    probabilities = inference.predict_probabilities(models, crops, args.tta, temperature=args.temperature)
     seconds = np.array([s for (_, s, boxes) in frames for _ in boxes])
     faces = np.array([n for row in numbers for n in row])
     shown = smoothed(seconds, faces, probabilities, args.smooth)

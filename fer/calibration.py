@@ -9,7 +9,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 BINS = 15  # equal-width bins of confidence, the usual choice for the expected calibration error
-TEMPERATURES = (0.05, 20.0)  # the range searched: far beyond what a trained classifier needs
+TEMPERATURES = (0.05, 20.0)  # the range searched (and --temperature's): far beyond what a classifier needs
 FLOOR = 1e-12  # a probability a float32 softmax rounded to 0 still has a finite log
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import backend
 from .augment import TTA_DEFAULT, TTA_ZOOMS
+from .calibration import TEMPERATURES
 from .errors import InputError
 from .models import ARCHITECTURES, DROPOUT
 from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
@@ -131,13 +132,23 @@ def add_face_flags(parser, image, search_side):
                         help=f"repeat to average several (default {ENSEMBLE_WORDS})")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="average each face with its mirror image (and zooms), as predict.py --tta: more often "
-                             "right, with probabilities that read lower than that (calibration.py --tta)")
+                             "right, with probabilities that read lower than that (calibration.py --tta fits the "
+                             "--temperature that corrects it)")
+    add_temperature_flag(parser)
     parser.add_argument("--min-face", type=number(int, 12), default=30, metavar="PIXELS",
                         help=f"smallest face to look for, in the {image}'s pixels (default 30)")
     parser.add_argument("--search-size", type=number(int, 64), default=search_side, metavar="PIXELS",
                         help=f"a {image} is searched scaled down to this longer side at most (default {search_side}): "
                              "at full resolution the detector finds faces in fine texture; give the "
                              f"{image}'s own size to find faces smaller than about a fortieth of it")
+
+
+def add_temperature_flag(parser):
+    """--temperature: the calibration.py measures, applied to the probabilities a script prints and writes."""
+    parser.add_argument("--temperature", type=number(float, *TEMPERATURES), default=1.0,
+                        metavar="T", help="calibrate the probabilities: raised to 1/T and renormalized (below 1 "
+                                          "sharpens them, above 1 softens them; no label changes). calibration.py "
+                                          "fits T for your models and views (default 1: as the models give them)")
 
 
 def add_run_flags(parser, variants=False):

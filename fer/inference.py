@@ -11,6 +11,7 @@ from . import CLASSES, IMAGE_SIZE, PROBABILITY_COLUMNS, backend, quiet_native_st
 from .atomic import write_text
 # importing fer.augment registers the training-only layers that saved models name
 from .augment import TTA_DEFAULT, TTA_ZOOMS, RandomAffine, RandomErasing, tta_views
+from .calibration import with_temperature
 from .data import as_input, load_faces, test_rows
 from .errors import InputError
 
@@ -91,14 +92,17 @@ def with_policy(model, policy, portable=False):
     return rebuilt
 
 
-def predict_probabilities(models, x, tta=None, batch_size=256, progress=None):
-    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views.
+def predict_probabilities(models, x, tta=None, batch_size=256, progress=None, temperature=1.0):
+    """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views; then,
+    unless temperature is 1, calibrated with it (fer.calibration.with_temperature).
     progress: called as progress(done, count, key) after each of the count views has been shown to every model."""
     if tta:
         zooms = TTA_ZOOMS[tta]
-        return mean_of_views(view_probabilities(models, x, zooms, batch_size, progress), zooms)
-    feed = backend.ordered_feed(as_input(x), batch_size=batch_size)
-    return np.mean([model.predict(**feed, verbose=0) for model in models], axis=0)
+        mean = mean_of_views(view_probabilities(models, x, zooms, batch_size, progress), zooms)
+    else:
+        feed = backend.ordered_feed(as_input(x), batch_size=batch_size)
+        mean = np.mean([model.predict(**feed, verbose=0) for model in models], axis=0)
+    return mean if temperature == 1 else with_temperature(mean, temperature).astype(mean.dtype)
 
 
 def view_probabilities(models, x, zooms=None, batch_size=256, progress=None):

@@ -82,7 +82,7 @@ def calibration_text(rows):
         leaning = ("overconfident" if gap > 0.01 else "underconfident" if gap < -0.01 else
                    "about as confident as it is right")
         remedy = (f"a temperature of {r['temperature']:.2f} would take its ECE to {r['ece_after']:.3f} without "
-                  "changing a label" if r["ece_after"] < r["ece"] else
+                  f"changing a label (--temperature {r['temperature']:.2f})" if r["ece_after"] < r["ece"] else
                   f"a temperature fitted on half the faces does not lower it on the other half ({r['ece_after']:.3f})")
         sentences.append(f"The {name} is {leaning}: its mean confidence is {r['mean_confidence']:.3f} where it is "
                          f"right on {r['accuracy']:.3f} of the faces (ECE {r['ece']:.3f}); {remedy}.")

@@ -89,6 +89,13 @@ def test_faces_script_boxes_and_classifies_every_face(trained, astronaut, tmp_pa
     assert abs(sum(probabilities) - 1) < 2e-3 and max(probabilities) == float(row[f"p_{row['label']}"])
     figure = (out / "astronaut_faces.png").read_bytes()
     assert figure.startswith(b"\x89PNG") and len(figure) > 50_000
+    # --temperature 0.5: the same face and label, its probabilities squared and renormalized
+    assert run_script("faces.py", astronaut, "--out", tmp_path / "sharp", "--model", trained / "cnn.keras",
+                      "--temperature", "0.5") == 0
+    (sharp,) = read_rows(tmp_path / "sharp" / "faces.csv")
+    squared = np.square(probabilities) / np.sum(np.square(probabilities))
+    assert sharp["label"] == row["label"] and [sharp[k] for k in "xywh"] == [row[k] for k in "xywh"]
+    np.testing.assert_allclose([float(sharp[f"p_{name}"]) for name in CLASSES], squared, atol=2e-4)
 
 
 def test_a_photo_without_a_face_is_a_line_and_a_non_image_is_refused_after_the_others(trained, astronaut, tmp_path,

@@ -48,6 +48,8 @@ def test_training_flags_out_of_range(flags, words, tmp_path, capsys):
 
 @pytest.mark.parametrize("script, flags, words", [
     ("predict.py", ["--test", SAMPLE, "--batch-size", "0"], "--batch-size: must be at least 1"),
+    ("predict.py", ["--test", SAMPLE, "--temperature", "0"], "--temperature: must be between 0.05 and 20"),
+    ("faces.py", ["photo.jpg", "--temperature", "inf"], "--temperature: must be a finite number"),
     ("filter_vis.py", ["--filters", "0"], "--filters: must be at least 1"),
     ("filter_vis.py", ["--steps", "-1"], "--steps: must be at least 1"),
     ("lime_explain.py", ["--data", SAMPLE, "--samples", "0"], "--samples: must be at least 1"),

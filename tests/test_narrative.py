@@ -31,7 +31,8 @@ def test_calibration_words_follow_the_gap_between_confidence_and_accuracy():
     text = narrative.calibration_text([("CNN", report), ("DNN", {**report, "mean_confidence": 0.62}),
                                        ("DNN 2", {**report, "mean_confidence": 0.705})])
     assert ("The CNN is overconfident: its mean confidence is 0.750 where it is right on 0.700 of the faces "
-            "(ECE 0.052); a temperature of 1.18 would take its ECE to 0.021 without changing a label.") in text
+            "(ECE 0.052); a temperature of 1.18 would take its ECE to 0.021 without changing a label "
+            "(--temperature 1.18).") in text
     assert "The DNN is underconfident" in text and "The DNN 2 is about as confident as it is right" in text
     noise = narrative.calibration_text([("DNN", {**report, "ece_after": 0.06})])
     assert noise.endswith("; a temperature fitted on half the faces does not lower it on the other half (0.060).")

@@ -109,6 +109,19 @@ def test_predict_writes_the_probabilities_its_labels_come_from(trained, syntheti
     assert [r["id"] for r in rows] == [r["id"] for r in labels] == [str(i) for i in synthetic_files["test_ids"]]
     assert np.array_equal(p.argmax(1), [int(r["label"]) for r in labels]) and np.allclose(p.sum(1), 1, atol=1e-4)
     assert len(set(p.argmax(1))) > 1 and p.max(1).min() < 0.99  # real probabilities, not one-hot labels
+    # --temperature below 1 sharpens them: every face more confident, with the same label
+    sharp = tmp_path / "sharp.csv"
+    assert run_script("predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["test"], "--tta",
+                      "flip", "--out", tmp_path / "sub2.csv", "--probabilities", sharp, "--temperature", "0.5") == 0
+    q = np.array([[float(r[f"p_{name}"]) for name in CLASSES] for r in read_rows(sharp)])
+    assert np.array_equal(q.argmax(1), p.argmax(1)) and np.allclose(q.sum(1), 1, atol=1e-4)
+    squared = p ** 2 / np.sum(p ** 2, axis=1, keepdims=True)  # T = 0.5: each probability squared, renormalized
+    np.testing.assert_allclose(q, squared, atol=2e-4)
+    assert np.all(q.max(1) >= p.max(1) - 1e-4) and np.mean(q.max(1) > p.max(1) + 0.01) > 0.5
+    assert "--temperature: changes the probabilities only" in refused(
+        capsys, "predict.py", "--model", trained / "cnn.keras", "--test", synthetic_files["test"], "--out",
+        tmp_path / "sub3.csv", "--temperature", "2")
+    assert not (tmp_path / "sub3.csv").exists()
     for flags, word in ((["--validate", synthetic_files["train"]], "--probabilities: needs --test"),
                         (["--test", synthetic_files["test"], "--out", out], "is named twice as an output")):
         assert word in refused(capsys, "predict.py", "--model", trained / "cnn.keras", *flags,

@@ -131,6 +131,14 @@ def test_video_script_follows_each_face_and_writes_the_video_the_table_and_the_t
         assert np.abs(edge - COLOURS[int(r["face"]) - 1]).max() < 45, (r["face"], edge)
     assert (out / "two_timeline.png").read_bytes().startswith(b"\x89PNG")
     assert "face 1: " in capsys.readouterr().out
+    # --temperature 0.5: the same rows and labels, each frame's probabilities squared and renormalized
+    assert run_script("video.py", clip, "--out", tmp_path / "sharp", "--model", trained / "cnn.keras",
+                      "--temperature", "0.5") == 0
+    sharp = read_rows(tmp_path / "sharp" / "two_faces.csv")
+    assert [(r["frame"], r["face"], r["label"]) for r in sharp] == [(r["frame"], r["face"], r["label"]) for r in rows]
+    p = np.array([[float(r[f"p_{name}"]) for name in CLASSES] for r in rows])
+    q = np.array([[float(r[f"p_{name}"]) for name in CLASSES] for r in sharp])
+    np.testing.assert_allclose(q, p ** 2 / np.sum(p ** 2, axis=1, keepdims=True), atol=2e-4)
 
 
 def test_a_video_without_a_face_writes_nothing_and_files_that_are_not_videos_are_refused(trained, tmp_path, capsys):
