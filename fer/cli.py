@@ -41,8 +41,8 @@ def default_models(ensemble=True, announce=True):
 
 def announce_models(paths):
     """Says on stderr when paths are the shipped models, which a user who passed no --model may not expect."""
-    shipped = [Path(path) for path in paths if Path(path).parent == SHIPPED_MODEL.parent]
-    if not shipped or len(shipped) < len(paths):
+    shipped = [Path(path) for path in paths]
+    if not shipped or any(path.parent != SHIPPED_MODEL.parent for path in shipped):
         return
     names = " + ".join(str(path.relative_to(ROOT)) for path in shipped)
     print(f"using the shipped model{'s' if len(shipped) > 1 else ''} {names} (see models/pretrained/MODEL_CARD.md); "
@@ -144,7 +144,7 @@ def add_face_flags(parser, image, search_side):
 
 
 def add_temperature_flag(parser):
-    """--temperature: the calibration.py measures, applied to the probabilities a script prints and writes."""
+    """--temperature: the correction calibration.py fits, applied to the probabilities a script prints and writes."""
     parser.add_argument("--temperature", type=number(float, *TEMPERATURES), default=1.0,
                         metavar="T", help="calibrate the probabilities: raised to 1/T and renormalized (below 1 "
                                           "sharpens them, above 1 softens them; no label changes). calibration.py "
