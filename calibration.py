@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""How far to trust the probabilities: the calibration of trained models on their validation split.
+"""How far to trust the probabilities: the calibration of trained models on their validation split
+(or labeled test faces, --test).
 
 A model is calibrated when it is right on 70% of the faces it gives a confidence (its highest probability) of
 0.7. For each --model, and for their average when there are several (the ensemble predict.py and faces.py use;
@@ -14,6 +15,7 @@ does not flatter them.
     python calibration.py --data data/train.csv                  # yours, else the shipped ensemble
     python calibration.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras
     python calibration.py --data data/train.csv --tta            # plain and with --tta's six views
+    python calibration.py --test data/fer2013.csv                # on its PrivateTest rows
 """
 import json
 import sys
@@ -38,7 +40,7 @@ def parse_args():
     parser.add_argument("--model", action="append", metavar="M.keras",
                         help=f"a trained model; repeat to compare, and to score their average too "
                              f"(default {cli.ENSEMBLE_WORDS})")
-    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the models were trained on")
+    cli.add_scored_flags(parser)
     parser.add_argument("--out", default="figures", metavar="DIR")
     parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
                         help="also score each model averaged over test-time views, as predict.py --tta does "
@@ -67,11 +69,11 @@ def output_stem(chosen):
     return "calibration_" + ("_vs_".join(stems) if len(stems) <= NAMED else f"{stems[0]}_and_{len(stems) - 1}_more")
 
 
-def scored_probabilities(models, names, x, tta, average):
+def scored_probabilities(models, names, x, what, tta, average):
     """{view column: {name: probabilities}}: each model plain (and with tta over its views), then, with average,
     the models' average when there are several."""
     columns = {"plain": None, **({f"{tta} TTA": tta} if tta else {})}
-    progress = inference.view_progress(f"{len(x):,} validation faces", len(models))
+    progress = inference.view_progress(f"{len(x):,} {what} faces", len(models))
     if tta:  # every view once, for both columns
         views = inference.view_probabilities(models, x, TTA_ZOOMS[tta], progress=progress)
         scored = {column: {name: inference.mean_of_views([member], TTA_ZOOMS.get(kind))
@@ -80,15 +82,15 @@ def scored_probabilities(models, names, x, tta, average):
         scored = {"plain": {}}
         for i, (name, model) in enumerate(zip(names, models), 1):
             scored["plain"][name] = inference.predict_probabilities([model], x)
-            print(f"  {len(x):,} validation faces: model {i} of {len(models)} ({name})", flush=True)
+            print(f"  {len(x):,} {what} faces: model {i} of {len(models)} ({name})", flush=True)
     if average and len(models) > 1:
         for probabilities in scored.values():
             probabilities[ENSEMBLE] = np.mean(list(probabilities.values()), axis=0)
     return scored
 
 
-def print_table(reports, faces, note, bins):
-    print(f"\ncalibration on {faces:,} validation faces ({note}); ECE over {bins} bins of confidence; "
+def print_table(reports, faces, what, note, bins):
+    print(f"\ncalibration on {faces:,} {what} faces ({note}); ECE over {bins} bins of confidence; "
           "after T: T fitted on each half of the faces, scored on the other")
     print(f"{'model':<16} {'views':<9} {'accuracy':>8} {'confidence':>10} {'ECE':>6} {'NLL':>6} {'Brier':>6} "
           f"{'T':>5} {'ECE after T':>11} {'NLL after T':>11}")
@@ -131,20 +133,22 @@ def draw(reports, bins, path):
 
 def main():
     args = parse_args()
-    out = Path(args.out) / output_stem(args.model)
+    # on test faces, files of their own: the report reads the validation split's
+    out = Path(args.out) / (output_stem(args.model) + ("_test" if args.test else ""))
     figure_path, record_path = Path(f"{out}.png"), Path(f"{out}.json")
     # the default models (.keras) are never among these outputs; named after the check, a refusal stays one line
-    check_outputs([figure_path, record_path], inputs=[args.data, *(args.model or ())])
+    check_outputs([figure_path, record_path], inputs=[args.data, args.test, *(args.model or ())])
     paths = args.model or cli.default_models()
     names = model_names(paths)
     models = [inference.load_model(p) for p in paths]
-    faces, note = records.load_validation(args.data, paths)
-    scored = scored_probabilities(models, names, faces.x, args.tta, average=not args.each)
+    faces, note, what = records.load_scored(args.data, args.test, paths)
+    scored = scored_probabilities(models, names, faces.x, what, args.tta, average=not args.each)
     reports = {column: {name: calibration_report(p, faces.y, args.bins) for name, p in by_model.items()}
                for column, by_model in scored.items()}
-    print_table(reports, len(faces), note, args.bins)
+    print_table(reports, len(faces), what, note, args.bins)
     figure = draw(reports, args.bins, figure_path)
-    record = dict(faces=len(faces), split=note, bins=args.bins, models=[str(p) for p in paths],
+    record = dict(faces=len(faces), scored=what, split=note, data=args.test or args.data, bins=args.bins,
+                  models=[str(p) for p in paths],
                   command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), device=backend.accelerator(),
                   backend=backend.name(), date=time.strftime("%Y-%m-%d"), columns=reports)
     write_text(record_path, json.dumps(record, indent=1) + "\n")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Confusion matrix of a trained model on its validation split, with per-class metrics.
+"""Confusion matrix of a trained model on its validation split (or labeled test faces), with per-class metrics.
 
 Counts and row-normalized rates, per-class precision/recall/F1, the most confused
 pairs; with several --model flags (e.g. CNN and DNN) all side by side, and the first
@@ -7,6 +7,7 @@ minus the second as a difference matrix.
 
     python confusion.py --data data/train.csv
     python confusion.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras --log
+    python confusion.py --test data/fer2013.csv      # on its PrivateTest rows, as papers report
 """
 import json
 from pathlib import Path
@@ -21,7 +22,7 @@ from fer.scores import confusion_counts, macro_f1, most_confused, never_predicte
 
 def parse_args():
     parser = cli.parser(__doc__)
-    cli.add_explain_flags(parser, compare=True)
+    cli.add_explain_flags(parser, compare=True, test=True)
     parser.add_argument("--log", action="store_true", help="logarithmic colour scale for the counts")
     return parser.parse_args()
 
@@ -86,7 +87,7 @@ def main():
     check_folder(args.out)  # before any work: a run must not fail at its end
     paths = args.model or [cli.default_model()]
     models = [inference.load_model(p) for p in paths]
-    faces, note = records.load_validation(args.data, paths)
+    faces, note, what = records.load_scored(args.data, args.test, paths)
     results, report = [], {}
     for path, model in zip(paths, models):
         predicted = inference.predict_probabilities([model], faces.x).argmax(1)
@@ -97,8 +98,9 @@ def main():
         per_class = per_class_metrics(faces.y, predicted)
         report[name] = dict(accuracy=accuracy, macro_f1=macro_f1(per_class), counts=counts.tolist(),
                             per_class=per_class, most_confused=most_confused(counts),
-                            never_predicted=never_predicted(counts), faces=len(faces))
-        print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} validation faces ({note})")
+                            never_predicted=never_predicted(counts), faces=len(faces),
+                            scored_on=f"{what}: {note} of {args.test or args.data}")
+        print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} {what} faces ({note})")
         print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
         for cls, m in report[name]["per_class"].items():
             print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
@@ -106,6 +108,7 @@ def main():
               + "".join(f"; never predicts {c}" for c in report[name]["never_predicted"]))
         print("most confused: " + "; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts)))
     stem = "confusion" if len(paths) == 1 else "confusion_" + "_vs_".join(Path(p).stem for p in paths)
+    stem += "_test" if args.test else ""  # files of their own: the report reads the validation split's
     figures = [draw(results, Path(args.out) / f"{stem}.png", args.log)]
     if len(results) >= 2:  # the first model against the second
         figures.append(draw_difference(results, Path(args.out) / f"{stem}_difference.png"))

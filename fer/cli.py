@@ -242,12 +242,25 @@ def add_network_flags(parser, variants=False):
                          help="leave out every BatchNormalization layer (ablation)")
 
 
-def add_explain_flags(parser, compare=False):
-    """--model (repeated with compare), --data and --out of the scripts that score or explain a trained model."""
+def add_explain_flags(parser, compare=False, test=False):
+    """--model (repeated with compare), --data and --out of the scripts that score or explain a trained model;
+    test: --test instead of --data scores labeled test faces."""
     parser.add_argument("--model", action="append" if compare else "store", metavar="M.keras",
                         help=f"{'repeat to compare ' if compare else ''}(default {DEFAULT_MODEL_WORDS})")
-    parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
+    if test:
+        add_scored_flags(parser)
+    else:
+        parser.add_argument("--data", required=True, metavar="CSV", help="the labeled file the model was trained on")
     parser.add_argument("--out", default="figures", metavar="DIR")
+
+
+def add_scored_flags(parser):
+    """--data (its validation split) or --test (labeled test faces): the faces a script scores models on."""
+    faces = parser.add_mutually_exclusive_group(required=True)
+    faces.add_argument("--data", metavar="CSV", help="the labeled file the models were trained on: they are scored "
+                                                     "on the validation split it held out")
+    faces.add_argument("--test", metavar="CSV", help="score on labeled test faces instead: the PrivateTest rows of "
+                                                     "fer2013.csv, or the test faces as 'label,feature'")
 
 
 def add_init_flag(parser):

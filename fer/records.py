@@ -18,9 +18,10 @@ from pathlib import Path
 
 from . import backend
 from .atomic import write_text
-from .data import load_labeled, split_train_val
+from .data import load_faces, load_labeled, split_train_val, test_rows
 from .errors import InputError
 from .models import DROPOUT, trainable_parameters
+from .reading import check_labels
 from .settings import DEFAULTS, as_record, with_new_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +169,33 @@ def load_validation(data_path, model_paths):
     """The validation rows the models were trained without: the split their summaries record, when it matches."""
     _, validation, note = load_split(data_path, model_paths)
     return validation, note
+
+
+def load_test(test_path, model_paths):
+    """(faces, note): labeled test faces no model trained on, to score them as papers do: the PrivateTest rows
+    of fer2013.csv, or every row of a labeled file (the test labels) that no model's summary records training on."""
+    faces = load_faces(test_path)
+    if faces.y is None:
+        raise InputError(test_path, "has no labels to score against (Kaggle's test.csv has none): give fer2013.csv, "
+                                    "or the test faces as 'label,feature'")
+    check_labels(faces)
+    if faces.usage is None:  # fer2013.csv's PrivateTest rows never train; any other file's rows may have
+        content = faces.content()
+        for path in [model_paths] if isinstance(model_paths, (str, Path)) else model_paths:
+            if recorded_split(path, faces.digest, content)[2]:
+                raise InputError(test_path, f"{path} trained on this file, so its faces are no test of it: "
+                                            "give the file as --data to score the faces it held out")
+    rows = test_rows(faces)
+    if len(rows) == 0:
+        raise InputError(test_path, "has no PrivateTest rows to score")
+    return faces.subset(rows), "Usage = PrivateTest" if faces.usage is not None else "every row"
+
+
+def load_scored(data_path, test_path, model_paths):
+    """(faces, note, what) for a script's --data or --test: the validation split, or labeled test faces."""
+    if test_path:
+        return (*load_test(test_path, model_paths), "test")
+    return (*load_validation(data_path, model_paths), "validation")
 
 
 # ----------------------------------------------------------------------------- words and tables

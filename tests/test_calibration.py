@@ -6,6 +6,8 @@ import pytest
 
 from conftest import refused, run_script
 from fer import calibration as cal
+from fer import inference
+from fer.data import load_faces
 
 
 def softmax(logits):
@@ -85,6 +87,21 @@ def test_calibration_py_scores_the_models_validation_split(trained, synthetic_fi
     assert sum(plain["bins"]["faces"]) == summary["split"]["val_rows"] == record["faces"]
     assert "The cnn (plain) is " in out and f"where it is right on {plain['accuracy']:.3f} of the faces" in out
     assert (tmp_path / "calibration.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_test_faces_are_scored_in_files_of_their_own(trained, synthetic_files, tmp_path, capsys):
+    model = trained / "cnn.keras"
+    labeled = synthetic_files["labeled_test"]
+    assert run_script("calibration.py", "--model", model, "--test", labeled, "--out", tmp_path) == 0
+    assert "calibration on 60 test faces (every row)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "calibration_test.json").read_text())
+    faces = load_faces(labeled)
+    right = inference.predict_probabilities([inference.load_model(model)], faces.x).argmax(1) == faces.y
+    assert record["scored"] == "test" and record["faces"] == 60 and record["data"] == str(labeled)
+    assert record["columns"]["plain"]["cnn"]["accuracy"] == pytest.approx(np.mean(right))
+    assert (tmp_path / "calibration_test.png").exists() and not (tmp_path / "calibration.json").exists()
+    line = refused(capsys, "calibration.py", "--model", model, "--test", synthetic_files["test"], "--out", tmp_path)
+    assert line.startswith(f"error: {synthetic_files['test']}: has no labels to score against"), line
 
 
 def test_two_models_are_also_scored_together(trained, synthetic_files, tmp_path):

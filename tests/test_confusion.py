@@ -3,7 +3,9 @@ import json
 
 import numpy as np
 
-from conftest import run_script
+from conftest import refused, run_script, synthetic_faces
+from fer import inference
+from fer.data import load_faces
 from fer.scores import most_confused
 
 
@@ -48,3 +50,36 @@ def test_never_predicted_names_the_empty_columns():
     counts = np.diag([5, 0, 3, 3, 3, 3, 3])
     counts[1, 0] = 4  # every Disgust face called Angry
     assert never_predicted(counts) == ["Disgust"]
+
+
+def fer2013_file(path, x, y, usage):
+    """fer2013.csv's layout: emotion,pixels,Usage."""
+    lines = ["emotion,pixels,Usage"] + [f"{c}," + " ".join(map(str, face.ravel())) + f",{u}"
+                                        for c, face, u in zip(y, x.astype(int), usage)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_test_faces_are_scored_instead_of_the_validation_split(trained, synthetic_files, tmp_path, capsys):
+    model = trained / "cnn.keras"
+    labeled = synthetic_files["labeled_test"]
+    assert run_script("confusion.py", "--model", model, "--test", labeled, "--out", tmp_path) == 0
+    report = json.loads((tmp_path / "confusion_test.json").read_text())["cnn"]
+    faces = load_faces(labeled)
+    right = inference.predict_probabilities([inference.load_model(model)], faces.x).argmax(1) == faces.y
+    assert np.sum(report["counts"]) == len(faces) == 60 and report["accuracy"] == np.mean(right)
+    assert report["scored_on"] == f"test: every row of {labeled}" and not (tmp_path / "confusion.json").exists()
+    # fer2013.csv: only its PrivateTest rows, which no run trains on
+    x, y = synthetic_faces(30, seed=5)
+    usage = ["Training"] * 12 + ["PublicTest"] * 7 + ["PrivateTest"] * 11
+    fer2013 = fer2013_file(tmp_path / "fer2013.csv", x, y, usage)
+    assert run_script("confusion.py", "--model", model, "--test", fer2013, "--out", tmp_path) == 0
+    report = json.loads((tmp_path / "confusion_test.json").read_text())["cnn"]
+    assert np.sum(report["counts"]) == 11 and "Usage = PrivateTest" in report["scored_on"]
+    # no labels; the faces the model trained on; both sources at once
+    for flags, words in ((["--test", synthetic_files["test"]], "has no labels to score against"),
+                         (["--test", synthetic_files["train"]], f"{model} trained on this file"),
+                         (["--test", labeled, "--data", synthetic_files["train"]], "not allowed with")):
+        line = refused(capsys, "confusion.py", "--model", model, *flags, "--out", tmp_path / "no")
+        assert words in line, line
+    assert not (tmp_path / "no").exists()
