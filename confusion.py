@@ -8,6 +8,7 @@ minus the second as a difference matrix.
     python confusion.py --data data/train.csv
     python confusion.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras --log
     python confusion.py --test data/fer2013.csv      # on its PrivateTest rows, as papers report
+    python confusion.py --test data/fer2013.csv --ensemble --tta   # the models as predict.py --tta uses them
 """
 import json
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fer import CLASSES, cli, inference, records
+from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.narrative import rounded
 from fer.outputs import check_folder
 from fer.scores import confusion_counts, macro_f1, most_confused, never_predicted, per_class_metrics
@@ -23,8 +25,34 @@ from fer.scores import confusion_counts, macro_f1, most_confused, never_predicte
 def parse_args():
     parser = cli.parser(__doc__)
     cli.add_explain_flags(parser, compare=True, test=True)
+    parser.add_argument("--ensemble", action="store_true",
+                        help="score the models averaged as one, as predict.py does (without --model: "
+                             f"{cli.ENSEMBLE_WORDS})")
+    parser.add_argument("--tta", nargs="?", const=TTA_DEFAULT, choices=list(TTA_ZOOMS),
+                        help="average each face over test-time views, as predict.py --tta does")
     parser.add_argument("--log", action="store_true", help="logarithmic colour scale for the counts")
     return parser.parse_args()
+
+
+def scored_models(paths, x, what, ensemble, tta):
+    """[(name, model files, predicted labels)]: each model, or with ensemble their average, over tta's views
+    (a line after each view: they are the slow part)."""
+    models = [inference.load_model(p) for p in paths]
+    groups = [models] if ensemble else [[model] for model in models]
+    predicted = [inference.predict_probabilities(
+        group, x, tta, progress=tta and inference.view_progress(f"{len(x):,} {what} faces", len(group))).argmax(1)
+        for group in groups]
+    if ensemble:
+        return [(f"ensemble of {len(paths)}" if len(paths) > 1 else Path(paths[0]).stem, paths, predicted[0])]
+    return [(Path(path).stem, [path], labels) for path, labels in zip(paths, predicted)]
+
+
+def output_stem(paths, ensemble, tta, test):
+    """confusion, or the models' names joined; marked when the scores are not a model's own on its validation
+    split, since the report reads that file."""
+    stem = ("confusion" if len(paths) == 1 or ensemble else
+            "confusion_" + "_vs_".join(Path(p).stem for p in paths))
+    return stem + ("_ensemble" if ensemble else "") + (f"_{tta}" if tta else "") + ("_test" if test else "")
 
 
 def class_axes(ax):
@@ -85,30 +113,28 @@ def draw_difference(results, path):
 def main():
     args = parse_args()
     check_folder(args.out)  # before any work: a run must not fail at its end
-    paths = args.model or [cli.default_model()]
-    models = [inference.load_model(p) for p in paths]
+    paths = args.model or (cli.default_models() if args.ensemble else [cli.default_model()])
     faces, note, what = records.load_scored(args.data, args.test, paths)
+    views = f", {args.tta} TTA" if args.tta else ""
     results, report = [], {}
-    for path, model in zip(paths, models):
-        predicted = inference.predict_probabilities([model], faces.x).argmax(1)
+    for name, files, predicted in scored_models(paths, faces.x, what, args.ensemble, args.tta):
         counts = confusion_counts(faces.y, predicted)
         accuracy = float(np.trace(counts) / counts.sum())
-        name = Path(path).stem
-        results.append((name, counts, accuracy))
+        results.append((name + views, counts, accuracy))
         per_class = per_class_metrics(faces.y, predicted)
         report[name] = dict(accuracy=accuracy, macro_f1=macro_f1(per_class), counts=counts.tolist(),
                             per_class=per_class, most_confused=most_confused(counts),
                             never_predicted=never_predicted(counts), faces=len(faces),
-                            scored_on=f"{what}: {note} of {args.test or args.data}")
-        print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} {what} faces ({note})")
+                            scored_on=f"{what}: {note} of {args.test or args.data}{views}",
+                            models=[str(p) for p in files])
+        print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} {what} faces ({note}{views})")
         print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
         for cls, m in report[name]["per_class"].items():
             print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
         print(f"macro-F1 {report[name]['macro_f1']:.3f}"
               + "".join(f"; never predicts {c}" for c in report[name]["never_predicted"]))
         print("most confused: " + "; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts)))
-    stem = "confusion" if len(paths) == 1 else "confusion_" + "_vs_".join(Path(p).stem for p in paths)
-    stem += "_test" if args.test else ""  # files of their own: the report reads the validation split's
+    stem = output_stem(paths, args.ensemble, args.tta, args.test)
     figures = [draw(results, Path(args.out) / f"{stem}.png", args.log)]
     if len(results) >= 2:  # the first model against the second
         figures.append(draw_difference(results, Path(args.out) / f"{stem}_difference.png"))

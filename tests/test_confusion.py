@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from conftest import refused, run_script, synthetic_faces
-from fer import inference
+from fer import inference, records
 from fer.data import load_faces
 from fer.scores import most_confused
 
@@ -83,3 +83,17 @@ def test_test_faces_are_scored_instead_of_the_validation_split(trained, syntheti
         line = refused(capsys, "confusion.py", "--model", model, *flags, "--out", tmp_path / "no")
         assert words in line, line
     assert not (tmp_path / "no").exists()
+
+
+def test_an_ensemble_with_tta_is_scored_as_predict_scores_it(trained, synthetic_files, tmp_path):
+    model = trained / "cnn.keras"
+    assert run_script("confusion.py", "--model", model, "--model", model, "--ensemble", "--tta", "flip",
+                      "--data", synthetic_files["train"], "--out", tmp_path) == 0
+    (name, report), = json.loads((tmp_path / "confusion_ensemble_flip.json").read_text()).items()
+    _, val, _ = records.load_split(synthetic_files["train"], model)
+    flipped = inference.predict_probabilities([inference.load_model(model)], val.x, "flip").argmax(1)
+    plain = inference.predict_probabilities([inference.load_model(model)], val.x).argmax(1)
+    assert name == "ensemble of 2" and report["models"] == [str(model)] * 2
+    assert report["accuracy"] == np.mean(flipped == val.y) and np.sum(report["counts"]) == len(val)
+    assert report["scored_on"].endswith(", flip TTA") and not (tmp_path / "confusion.json").exists()
+    assert np.any(flipped != plain)  # the views did change some answers, so the check above tells them apart
