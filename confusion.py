@@ -35,16 +35,19 @@ def parse_args():
 
 
 def scored_models(paths, x, what, ensemble, tta):
-    """[(name, model files, predicted labels)]: each model, or with ensemble their average, over tta's views
-    (a line after each view: they are the slow part)."""
+    """[(name, model files, predicted labels)]: each model, or with ensemble their average, over tta's views."""
     models = [inference.load_model(p) for p in paths]
-    groups = [models] if ensemble else [[model] for model in models]
-    predicted = [inference.predict_probabilities(
-        group, x, tta, progress=tta and inference.view_progress(f"{len(x):,} {what} faces", len(group))).argmax(1)
-        for group in groups]
-    if ensemble:
-        return [(f"ensemble of {len(paths)}" if len(paths) > 1 else Path(paths[0]).stem, paths, predicted[0])]
-    return [(Path(path).stem, [path], labels) for path, labels in zip(paths, predicted)]
+    if tta:  # every view computed once and shown to every model (a line after each: they are the slow part)
+        zooms = TTA_ZOOMS[tta]
+        views = inference.view_probabilities(models, x, zooms,
+                                             progress=inference.view_progress(f"{len(x):,} {what} faces", len(models)))
+        own = [inference.mean_of_views([member], zooms) for member in views]
+    else:
+        own = [inference.predict_probabilities([model], x) for model in models]
+    if ensemble:  # every model sees as many views, so the mean of their means is predict.py's mean
+        name = f"ensemble of {len(paths)}" if len(paths) > 1 else Path(paths[0]).stem
+        return [(name, paths, np.mean(own, axis=0).argmax(1))]
+    return [(Path(path).stem, [path], probabilities.argmax(1)) for path, probabilities in zip(paths, own)]
 
 
 def output_stem(paths, ensemble, tta, test):
