@@ -2,8 +2,11 @@
 """Confusion matrix of a trained model on its validation split (or labeled test faces), with per-class metrics.
 
 Counts and row-normalized rates, per-class precision/recall/F1, the most confused
-pairs; with several --model flags (e.g. CNN and DNN) all side by side, and the first
-minus the second as a difference matrix.
+pairs, the accuracy with its 95% interval; with several --model flags (e.g. CNN and
+DNN) all side by side, the first minus the second as a difference matrix, and each
+against the first on the same faces: McNemar's test on the faces only one of the two
+gets right, which tells a real difference from luck on far fewer faces than comparing
+the two accuracies can.
 
     python confusion.py --data data/train.csv
     python confusion.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras --log
@@ -17,9 +20,10 @@ import numpy as np
 
 from fer import CLASSES, cli, inference, records
 from fer.augment import TTA_DEFAULT, TTA_ZOOMS
-from fer.narrative import rounded
+from fer.narrative import p_words, points, rounded
 from fer.outputs import check_folder
-from fer.scores import confusion_counts, macro_f1, most_confused, never_predicted, per_class_metrics
+from fer.scores import (accuracy_interval, confusion_counts, macro_f1, most_confused, never_predicted,
+                        paired_comparison, per_class_metrics)
 
 
 def parse_args():
@@ -113,30 +117,55 @@ def draw_difference(results, path):
     return save(fig, path)
 
 
+def against(first, right):
+    """A model against the first on the same faces: McNemar's test on the faces only one of the two gets right."""
+    first_name, first_right = first
+    c = paired_comparison(right, first_right)
+    return dict(first=first_name, faces=c["faces"], right_only_here=c["a_only"], right_only_first=c["b_only"],
+                difference=c["difference"], interval=c["interval"], p_value=c["p_value"], significant=c["significant"])
+
+
+def against_words(c, name):
+    low, high = (100 * v for v in c["interval"])
+    return (f"against {c['first']} on the same faces: {points(c['difference'], 0)} (95% interval {low:+.1f} to "
+            f"{high:+.1f}); {name} alone right on {c['right_only_here']:,}, {c['first']} alone on "
+            f"{c['right_only_first']:,}; McNemar {p_words(c['p_value'])}: "
+            + ("a real difference" if c["significant"] else "no evidence of a difference"))
+
+
 def main():
     args = parse_args()
     check_folder(args.out)  # before any work: a run must not fail at its end
     paths = args.model or (cli.default_models() if args.ensemble else [cli.default_model()])
     faces, note, what = records.load_scored(args.data, args.test, paths)
     views = f", {args.tta} TTA" if args.tta else ""
-    results, report = [], {}
+    results, report, first = [], {}, None
     for name, files, predicted in scored_models(paths, faces.x, what, args.ensemble, args.tta):
         counts = confusion_counts(faces.y, predicted)
         accuracy = float(np.trace(counts) / counts.sum())
         results.append((name + views, counts, accuracy))
         per_class = per_class_metrics(faces.y, predicted)
-        report[name] = dict(accuracy=accuracy, macro_f1=macro_f1(per_class), counts=counts.tolist(),
-                            per_class=per_class, most_confused=most_confused(counts),
+        interval = accuracy_interval(int(np.trace(counts)), len(faces))
+        report[name] = dict(accuracy=accuracy, accuracy_interval=list(interval), macro_f1=macro_f1(per_class),
+                            counts=counts.tolist(), per_class=per_class, most_confused=most_confused(counts),
                             never_predicted=never_predicted(counts), faces=len(faces),
                             scored_on=f"{what}: {note} of {args.test or args.data}{views}",
                             models=[str(p) for p in files])
-        print(f"\n{name}: accuracy {accuracy:.4f} on {len(faces):,} {what} faces ({note}{views})")
+        print(f"\n{name}: accuracy {accuracy:.4f} (95% interval {interval[0]:.4f} to {interval[1]:.4f}) on "
+              f"{len(faces):,} {what} faces ({note}{views})")
         print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
         for cls, m in report[name]["per_class"].items():
             print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
         print(f"macro-F1 {report[name]['macro_f1']:.3f}"
               + "".join(f"; never predicts {c}" for c in report[name]["never_predicted"]))
-        print("most confused: " + "; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts)))
+        print("most confused: " + ("; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts))
+                                   or "none: every face right"))
+        right = predicted == faces.y
+        if first is None:
+            first = (name, right)
+        else:  # on the same faces, only those where the two disagree tell them apart
+            report[name]["against_first"] = against(first, right)
+            print(against_words(report[name]["against_first"], name))
     stem = output_stem(paths, args.ensemble, args.tta, args.test)
     figures = [draw(results, Path(args.out) / f"{stem}.png", args.log)]
     if len(results) >= 2:  # the first model against the second

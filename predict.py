@@ -30,6 +30,7 @@ from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.data import repeats
 from fer.errors import InputError
 from fer.outputs import check_outputs
+from fer.scores import accuracy_interval
 
 
 def parse_args():
@@ -78,6 +79,9 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
 
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
     accuracies = table(np.ones(len(val), bool))
+    low, high = accuracy_interval(round(accuracies[0] * len(val)), len(val))
+    print(f"(on {len(val):,} faces an accuracy near {accuracies[0]:.4f} is known to {(high - low) / 2:.4f} either way, "
+          "95%; confusion.py tests two models on the same faces)")
     if repeated.any():
         # A repeated face is one the models learned: those raise validation accuracy above what new faces get.
         print(f"\nthe same on the {np.sum(~repeated):,} faces that are not also training faces ({np.sum(repeated):,} "

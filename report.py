@@ -154,16 +154,15 @@ def comparison_section(runs, confusion, majority, val_rows, out, files, calibrat
     scored = [(name, confusion[Path(path).stem]) for name, _, _, path in present
               if Path(path).stem in (confusion or {})]
     if len(scored) == len(present):
-        blocks.append(para(narrative.comparison_text(
-            [(n, c["accuracy"], c["macro_f1"], c["never_predicted"]) for n, c in scored], val_rows)))
+        blocks.append(para(narrative.comparison_text(scored, val_rows)))
     rows = []
     for name, model, summary, path in present:
         c = confusion.get(Path(path).stem) if confusion else None
         rows.append((name, f"{trainable_parameters(model):,}",
                      records.recipe_words(summary) if summary else "?",
-                     f"{c['accuracy']:.4f}" if c else "?", f"{c['macro_f1']:.3f}" if c else "?",
+                     narrative.accuracy_words(c) if c else "?", f"{c['macro_f1']:.3f}" if c else "?",
                      ", ".join(c["never_predicted"]) or "-" if c else "?"))
-    blocks.append(table(["model", "trainable parameters", "recipe", "validation accuracy", "macro-F1",
+    blocks.append(table(["model", "trainable parameters", "recipe", "validation accuracy (95%)", "macro-F1",
                          "never predicts"], rows))
     histories = [(name, records.read_history(records.history_path(path))) for name, _, _, path in present
                  if records.history_path(path).exists()]

@@ -13,6 +13,17 @@ def points(a, b):
     return f"{rounded(100 * (a - b), 1):+.1f} points"
 
 
+def p_words(p):
+    """A p-value as a reader wants it: to three decimals, and no smaller than it can be told from zero there."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def accuracy_words(entry):
+    """confusion.py's accuracy with its 95% interval, where the record has one."""
+    interval = entry.get("accuracy_interval")
+    return f"{entry['accuracy']:.4f}" + (f" ({interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
+
+
 def ordinal(k):
     return {1: "first", 2: "second", 3: "third"}.get(k, f"{k}th")
 
@@ -45,18 +56,28 @@ def model_text(name, summary, majority):
 
 
 def comparison_text(rows, val_rows):
-    """rows: [(name, accuracy, macro_f1, never_predicted)] with the CNN first."""
-    (cnn, cnn_acc, cnn_f1, _), others = rows[0], rows[1:]
+    """rows: [(name, confusion.py's record of it)] with the CNN first. Where the record holds McNemar's test against
+    the CNN on the same faces, that decides; an older record falls back to comparing the two accuracies alone."""
+    (cnn, first), others = rows[0], rows[1:]
     sentences = []
-    for i, (name, acc, f1, never) in enumerate(others):
-        verdict = ("within the noise of" if difference_is_noise(cnn_acc, acc, val_rows) else
-                   "ahead of" if cnn_acc > acc else "behind")
+    for i, (name, c) in enumerate(others):
+        paired = c.get("against_first")
+        noisy = (not paired["significant"] if paired else
+                 difference_is_noise(first["accuracy"], c["accuracy"], val_rows))
+        verdict = ("within the noise of" if noisy else "ahead of" if first["accuracy"] > c["accuracy"] else "behind")
         sentences.append((f"With as many parameters, the {cnn} is" if i == 0 else "It is also") +
-                         f" {verdict} the {name}: {points(cnn_acc, acc)} of accuracy and {points(cnn_f1, f1)} of "
-                         "macro-F1" + (" (the mean of the seven classes' F1, which a model cannot raise by ignoring "
-                                       "the rare classes)." if i == 0 else "."))
-        if never:
-            sentences.append(f"The {name} never predicts {listing(never)}.")
+                         f" {verdict} the {name}: {points(first['accuracy'], c['accuracy'])} of accuracy and "
+                         f"{points(first['macro_f1'], c['macro_f1'])} of macro-F1" +
+                         (" (the mean of the seven classes' F1, which a model cannot raise by ignoring "
+                          "the rare classes)." if i == 0 else "."))
+        if paired and not paired["right_only_first"] + paired["right_only_here"]:
+            sentences.append(f"The two are right and wrong on the same faces, all {paired['faces']:,} of them.")
+        elif paired:
+            sentences.append(f"Of the {paired['faces']:,} faces, the {cnn} alone gets {paired['right_only_first']:,} "
+                             f"right and the {name} alone {paired['right_only_here']:,} (McNemar's test on those: "
+                             f"{p_words(paired['p_value'])}).")
+        if c["never_predicted"]:
+            sentences.append(f"The {name} never predicts {listing(c['never_predicted'])}.")
     return " ".join(sentences)
 
 
@@ -64,10 +85,10 @@ def confusion_text(result, name):
     pairs = result["most_confused"][:3]
     worst = min(result["per_class"].items(), key=lambda item: item[1]["f1"])
     best = max(result["per_class"].items(), key=lambda item: item[1]["f1"])
-    text = (f"The {name} confuses most often " + listing(f"{t} with {p} ({share:.0%} of {t})"
-                                                           for t, p, share, _ in pairs) +
-            f". Its best class is {best[0]} (F1 {best[1]['f1']:.2f}), its worst {worst[0]} "
-            f"(F1 {worst[1]['f1']:.2f}, {worst[1]['support']} faces).")
+    confused = listing(f"{t} with {p} ({share:.0%} of {t})" for t, p, share, _ in pairs)
+    text = (f"The {name} confuses most often {confused}" if pairs else f"The {name} confuses no class with another")
+    text += (f". Its best class is {best[0]} (F1 {best[1]['f1']:.2f}), its worst {worst[0]} "
+             f"(F1 {worst[1]['f1']:.2f}, {worst[1]['support']} faces).")
     if result.get("never_predicted"):
         text += f" It never predicts {listing(result['never_predicted'])}."
     return text
@@ -186,6 +207,8 @@ def saliency_text(record):
                          "layer the gradient-weighted maps add up to zero or less everywhere for those faces, and the "
                          "method keeps only the positive part; HiResCAM, which weights each cell by its own "
                          "gradient, does not lose them.")
+    if record.get("mistakes") == []:
+        sentences.append("The model gets every validation face right, so it has no mistakes to explain.")
     return " ".join(sentences)
 
 

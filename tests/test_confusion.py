@@ -28,6 +28,8 @@ def test_most_confused_ranks_by_rate_of_the_true_class():
     pairs = most_confused(counts, top=2)
     assert pairs[0][:2] == ("Disgust", "Fear") and abs(pairs[0][2] - 0.5) < 1e-9
     assert pairs[1][:2] == ("Angry", "Happy")
+    assert len(most_confused(counts, top=5)) == 2  # no mistake left to name: never a class paired with itself
+    assert most_confused(np.diag([5] * 7)) == []
 
 
 def test_two_models_give_a_difference_matrix_and_macro_f1(trained, synthetic_files, tmp_path):
@@ -97,3 +99,83 @@ def test_an_ensemble_with_tta_is_scored_as_predict_scores_it(trained, synthetic_
     assert report["accuracy"] == np.mean(flipped == val.y) and np.sum(report["counts"]) == len(val)
     assert report["scored_on"].endswith(", flip TTA") and not (tmp_path / "confusion.json").exists()
     assert np.any(flipped != plain)  # the views did change some answers, so the check above tells them apart
+
+
+def test_an_accuracy_interval_is_wilsons():
+    """Checked against SciPy's own Wilson interval, near the middle and at both ends."""
+    from scipy.stats import binomtest
+
+    from fer.scores import accuracy_interval
+
+    for right, n in ((4066, 5742), (140, 140), (0, 60), (3, 7)):
+        reference = binomtest(right, n).proportion_ci(0.95, method="wilson")
+        assert np.allclose(accuracy_interval(right, n), (reference.low, reference.high), atol=1e-12)
+    low, high = accuracy_interval(4066, 5742)
+    assert 0.011 < (high - low) / 2 < 0.013  # about a point and a fifth either way on FER2013's validation split
+
+
+def test_a_paired_test_tells_apart_what_two_accuracies_alone_cannot():
+    """Two models on the same 5,742 faces, one right on 60 faces more (a point): as independent accuracies that is
+    noise, but no face goes the other way, so McNemar's test calls it real; the same point from 1,030 faces one way
+    and 970 the other is not."""
+    from math import comb
+
+    from fer.scores import difference_is_noise, paired_comparison
+
+    rng = np.random.default_rng(0)
+    a = rng.random(5742) < 0.69
+    wrong = np.flatnonzero(~a)
+    b = a.copy()
+    b[wrong[:60]] = True
+    assert difference_is_noise(a.mean(), b.mean(), len(a))
+    one_way = paired_comparison(b, a)
+    assert (one_way["a_only"], one_way["b_only"]) == (60, 0) and one_way["significant"]
+    assert abs(one_way["p_value"] - 2 * 0.5 ** 60) < 1e-25 and one_way["interval"][0] > 0
+    right = np.flatnonzero(a)
+    b = a.copy()
+    b[wrong[:1030]], b[right[:970]] = True, False
+    both_ways = paired_comparison(b, a)
+    assert (both_ways["a_only"], both_ways["b_only"]) == (1030, 970)
+    assert abs(both_ways["difference"] - 60 / 5742) < 1e-12
+    assert not both_ways["significant"] and both_ways["interval"][0] < 0 < both_ways["interval"][1]
+    # the exact two-sided p-value, from the binomial distribution written out
+    small = paired_comparison([1] * 3 + [0] * 9 + [1] * 5, [0] * 3 + [1] * 9 + [1] * 5)
+    assert abs(small["p_value"] - 2 * sum(comb(12, k) for k in range(4)) / 2 ** 12) < 1e-12
+    assert paired_comparison([1, 1], [1, 1])["p_value"] == 1.0  # no disagreement: nothing to tell apart
+
+
+def test_the_second_model_is_tested_against_the_first_on_the_same_faces(trained, synthetic_files, tmp_path, capsys):
+    """A second model (the first with its output layer disturbed) disagrees on some faces; the record counts those
+    faces from each side, as the two models' own predictions do."""
+    import shutil
+
+    from scipy.stats import binom, binomtest
+
+    first = trained / "cnn.keras"
+    second = tmp_path / "models" / "other.keras"
+    second.parent.mkdir()
+    model = inference.load_model(first)
+    last = [layer for layer in model.layers if layer.weights][-1]
+    rng = np.random.default_rng(3)
+    last.set_weights([w + rng.normal(0, 0.7 * w.std(), w.shape) for w in last.get_weights()])
+    model.save(second)
+    shutil.copy(trained / "cnn_summary.json", second.parent / "other_summary.json")
+    assert run_script("confusion.py", "--model", first, "--model", second, "--data", synthetic_files["train"],
+                      "--out", tmp_path) == 0
+    report = json.loads((tmp_path / "confusion_cnn_vs_other.json").read_text())
+    _, val, _ = records.load_split(synthetic_files["train"], first)
+    right = [inference.predict_probabilities([inference.load_model(p)], val.x).argmax(1) == val.y
+             for p in (first, second)]
+    c = report["other"]["against_first"]
+    assert (c["right_only_first"], c["right_only_here"]) == (np.sum(right[0] & ~right[1]), np.sum(right[1] & ~right[0]))
+    assert c["right_only_first"] + c["right_only_here"] > 0  # the disturbance did change answers
+    assert c["first"] == "cnn" and "against_first" not in report["cnn"] and c["faces"] == len(val)
+    low = min(c["right_only_first"], c["right_only_here"])
+    assert abs(c["p_value"] - min(1, 2 * binom.cdf(low, c["right_only_first"] + c["right_only_here"], 0.5))) < 1e-12
+    for name, entry in report.items():
+        right_count = int(np.trace(np.array(entry["counts"])))
+        reference = binomtest(right_count, len(val)).proportion_ci(0.95, method="wilson")
+        assert np.allclose(entry["accuracy_interval"], (reference.low, reference.high), atol=1e-12), name
+    out = capsys.readouterr().out
+    assert (f"other alone right on {c['right_only_here']:,}, cnn alone on {c['right_only_first']:,}; McNemar "
+            in out), out

@@ -1,6 +1,6 @@
 """The report's sentences follow its numbers: a run at the majority class is said not to have learned, a gain
 within the noise is not called a gain, the verdicts and the pairs named are the measured ones."""
-from fer import narrative
+from fer import CLASSES, narrative
 
 SUMMARY = dict(best_val_accuracy=0.65, best_epoch=30, epochs=36, train_accuracy_at_best=0.78)
 
@@ -14,16 +14,36 @@ def test_a_model_at_the_majority_class_did_not_learn():
 
 
 def test_the_comparison_names_what_the_dnn_never_predicts():
-    text = narrative.comparison_text([("CNN", 0.65, 0.62, []), ("DNN", 0.45, 0.29, ["Disgust"])], 5742)
+    def entry(accuracy, f1, never=(), **paired):
+        return dict(accuracy=accuracy, macro_f1=f1, never_predicted=list(never),
+                    **(dict(against_first=dict(faces=5742, **paired)) if paired else {}))
+
+    text = narrative.comparison_text([("CNN", entry(0.65, 0.62)), ("DNN", entry(0.45, 0.29, ["Disgust"]))], 5742)
     assert "ahead of the DNN: +20.0 points of accuracy and +33.0 points of macro-F1" in text
     assert "The DNN never predicts Disgust." in text
-    two = narrative.comparison_text([("CNN", 0.65, 0.62, []), ("DNN", 0.45, 0.29, []), ("DNN 2", 0.50, 0.40, [])],
-                                    5742)
+    two = narrative.comparison_text([("CNN", entry(0.65, 0.62)), ("DNN", entry(0.45, 0.29)),
+                                     ("DNN 2", entry(0.50, 0.40))], 5742)
     assert "It is also ahead of the DNN 2: +15.0 points of accuracy and +22.0 points of macro-F1." in two
     assert two.count("the mean of the seven classes' F1") == 1  # explained once, not per DNN
-    assert "within the noise of" in narrative.comparison_text([("CNN", 0.650, 0.6, []), ("DNN", 0.648, 0.6, [])],
+    assert "within the noise of" in narrative.comparison_text([("CNN", entry(0.650, 0.6)), ("DNN", entry(0.648, 0.6))],
                                                                5742)
-    assert "within the noise of" in narrative.comparison_text([("CNN", 1.0, 1.0, []), ("DNN", 1.0, 1.0, [])], 140)
+    assert "within the noise of" in narrative.comparison_text([("CNN", entry(1.0, 1.0)), ("DNN", entry(1.0, 1.0))], 140)
+    # on the same faces McNemar's test decides: a point is real when every face it takes goes one way
+    paired = narrative.comparison_text([("CNN", entry(0.660, 0.6)), ("DNN", entry(0.650, 0.6, right_only_first=60,
+                                        right_only_here=3, p_value=2e-14, significant=True))], 5742)
+    assert "the CNN is ahead of the DNN: +1.0 points" in paired
+    assert "the CNN alone gets 60 right and the DNN alone 3 (McNemar's test on those: p < 0.001)." in paired
+    balanced = narrative.comparison_text([("CNN", entry(0.660, 0.6)), ("DNN", entry(0.650, 0.6, right_only_first=230,
+                                          right_only_here=170, p_value=0.0031, significant=True))], 5742)
+    assert "ahead of the DNN" in balanced and "p = 0.003)" in balanced
+    noise = narrative.comparison_text([("CNN", entry(0.700, 0.6)), ("DNN", entry(0.650, 0.6, right_only_first=9,
+                                       right_only_here=5, p_value=0.42, significant=False))], 20)
+    assert "within the noise of the DNN" in noise and "p = 0.420" in noise
+    same = narrative.comparison_text([("CNN", entry(0.7, 0.6)), ("DNN", entry(0.7, 0.6, right_only_first=0,
+                                      right_only_here=0, p_value=1.0, significant=False))], 5742)
+    assert "within the noise of the DNN" in same and "right and wrong on the same faces, all 5,742 of them." in same
+    words = narrative.accuracy_words(dict(accuracy=0.70812, accuracy_interval=[0.6963, 0.7197]))
+    assert words == "0.7081 (0.696–0.720)"
 
 
 def test_calibration_words_follow_the_gap_between_confidence_and_accuracy():
@@ -111,3 +131,11 @@ def test_a_difference_too_small_to_show_has_no_minus_sign():
     assert narrative.points(0.5, 0.5004) == "+0.0 points"
     assert narrative.points(0.5, 0.5006) == "-0.1 points"
     assert str(narrative.rounded(-0.004, 2)) == "0.0" and narrative.rounded(-0.006, 2) == -0.01
+
+
+def test_a_model_that_confuses_nothing_is_not_said_to_confuse_a_class_with_itself():
+    per_class = {c: dict(f1=1.0 if c != "Fear" else 0.9, support=10) for c in CLASSES}
+    text = narrative.confusion_text(dict(most_confused=[], per_class=per_class), "CNN")
+    assert text.startswith("The CNN confuses no class with another. Its best class is Angry (F1 1.00), its worst Fear")
+    some = narrative.confusion_text(dict(most_confused=[("Fear", "Sad", 0.2, 4)], per_class=per_class), "CNN")
+    assert some.startswith("The CNN confuses most often Fear with Sad (20% of Fear). Its best class")

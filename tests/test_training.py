@@ -292,6 +292,10 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     assert abs(plain - best) < 1e-3  # the same faces Keras validated on during training
     assert flipped < plain - 0.1 and zoomed < plain - 0.1  # mirrored synthetic classes: mirrors must hurt here
     assert rows["ensemble of 2"] == rows[str(model)]  # two copies of one model average to it
+    from fer.scores import accuracy_interval
+
+    low, high = accuracy_interval(round(plain * split["val_rows"]), split["val_rows"])
+    assert f"an accuracy near {plain:.4f} is known to {(high - low) / 2:.4f} either way, 95%" in printed
 
     # --validate alone scores the same and writes nothing; with neither --test nor --validate there is nothing to do
     alone = tmp_path / "alone"
