@@ -6,7 +6,9 @@ layers and with and without augmentation. Writes figures/ablation.png (validatio
 accuracy per epoch, training accuracy dotted), figures/ablation.json and a table.
 Without batch norm the network trains at a smaller learning rate (--no-bn-lr), as it must: at the
 batch-normalized network's rate it does not leave the majority class. Each plot draws the majority-class
-line, and a run that does not clear it is marked "did not learn". Finished runs are reused, so an
+line, and a run that does not clear it is marked "did not learn". Removing each of the two is tested by
+McNemar's test on the validation faces only one of the two best models gets right (one seed each: it says
+whether these two networks differ, not how another seed would fall). Finished runs are reused, so an
 interrupted ablation continues where it stopped.
 
     python ablation.py --data data/train.csv
@@ -16,11 +18,12 @@ import json
 import re
 from pathlib import Path
 
-from fer import cli, records, training
+from fer import cli, inference, records, training
 from fer.atomic import write_text
 from fer.data import prepare_data
 from fer.outputs import check_folder
-from fer.scores import learned, majority_share
+from fer.narrative import p_words
+from fer.scores import learned, majority_share, paired_comparison
 from fer.settings import frozen, require_validation, resolve, without_idle_tail
 
 VARIANTS = {  # name: (batch norm, augmentation)
@@ -29,6 +32,8 @@ VARIANTS = {  # name: (batch norm, augmentation)
     "no BN, augmentation": (False, True),
     "no BN, no augmentation": (False, False),
 }
+CONTRASTS = {"batch norm": ("BN + augmentation", "no BN, augmentation"),  # what is removed: (with it, without)
+             "augmentation": ("BN + augmentation", "BN, no augmentation")}
 
 
 def parse_args():
@@ -48,12 +53,16 @@ def slug(name):
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def variant_paths(name, args):
+    return records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
+
+
 def run_variant(name, batchnorm, augment, args, data, base):
     # No augmentation means no erasing either, and so no tail that turns them off.
     settings = frozen(without_idle_tail({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none",
                                          "erase": base["erase"] if augment else 0.0,
                                          "lr": base["lr"] if batchnorm else args.no_bn_lr}))
-    paths = records.output_paths(Path(args.models) / f"{slug(name)}.keras", Path(args.models) / "figures")
+    paths = variant_paths(name, args)
     done = None if args.fresh else records.finished_run(paths, settings, data)
     if done is not None:
         print(f"{name}: reusing the finished run in {paths['model']}")
@@ -62,6 +71,16 @@ def run_variant(name, batchnorm, augment, args, data, base):
     summary = training.train_cnn(data, settings, paths, fresh=args.fresh)
     records.write_summary(paths, summary)
     return summary, records.read_history(paths["history"])
+
+
+def paired_tests(args, data):
+    """Each contrast as McNemar's test between the two runs' best models on the validation faces: only the faces
+    one of them gets right and the other wrong tell them apart."""
+    labels = data["y_val"].argmax(1)
+    right = {name: inference.right_answers(variant_paths(name, args)["model"], data["x_val"], labels)
+             for name in VARIANTS}
+    return {what: {"with": with_it, "without": without, **paired_comparison(right[with_it], right[without])}
+            for what, (with_it, without) in CONTRASTS.items()}
 
 
 def draw(results, majority, title, path):
@@ -104,13 +123,16 @@ def main():
              f"seed {base['seed']}")
     figure = draw(results, majority, title, Path(args.out) / "ablation.png")
     record = {"title": title, "data": str(args.data), "settings": dict(base), "no_bn_lr": args.no_bn_lr,
-              "split": split, "majority_share": majority, "runs": table}
+              "split": split, "majority_share": majority, "runs": table, "paired": paired_tests(args, data)}
     write_text(Path(args.out) / "ablation.json", json.dumps(record, indent=2) + "\n")
     records.print_table(title, [(r["variant"], f"best {r['best_val_accuracy']:.4f} at epoch {r['best_epoch']}"
                                   f"   train {r['final_train_accuracy']:.4f}   {r['wall_seconds']:.0f} s"
                                   + ("" if r["learned"] else "   DID NOT LEARN (majority class "
                                                               f"{majority:.4f})"))
                                  for r in table])
+    for what, c in record["paired"].items():
+        print(f"{what}: right only with it on {c['a_only']:,} faces, only without on {c['b_only']:,}; McNemar "
+              f"{p_words(c['p_value'])}")
     print(f"wrote {figure}, {Path(args.out) / 'ablation.json'}")
 
 

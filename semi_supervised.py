@@ -6,7 +6,8 @@ For each labeled fraction of the training split (default 10%, 20%, 50%; stratifi
   round r  label the other faces (and, with --test, the test file) with the last model, keep the most
            confident --keep share of them (or those above --threshold), train a fresh model on labeled +
            pseudo-labeled.
-Every model is scored on the same validation split, next to one trained with all labels. The hidden
+Every model is scored on the same validation split, next to one trained with all labels; the best round
+is tested against the supervised model by McNemar's test on the faces only one of them gets right. The hidden
 labels of the unlabeled training faces are used for one thing only: to report how right the pseudo-labels
 were. Writes figures/semi_supervised.png, figures/semi_supervised.json and a table; finished runs are reused.
 
@@ -22,7 +23,7 @@ from fer import IMAGE_SIZE, cli, inference, records, training
 from fer.atomic import write_text
 from fer.data import as_input, one_hot, prepare_data
 from fer.outputs import check_folder
-from fer.scores import difference_is_noise, learned, majority_share
+from fer.scores import difference_is_noise, learned, majority_share, paired_comparison
 from fer.settings import resolve
 
 
@@ -85,6 +86,14 @@ def pseudo_label(model_path, x_unlabeled, keep_share, threshold=None):
     return rows, probabilities.argmax(1)[rows], cutoff
 
 
+def paired_test(semi_path, supervised_path, data):
+    """McNemar's test between the pseudo-labelled model and the supervised one on the validation faces (a: the
+    pseudo-labelled model, b: the supervised one): only the faces one gets right and the other wrong count."""
+    labels = data["y_val"].argmax(1)
+    return paired_comparison(*(inference.right_answers(path, data["x_val"], labels)
+                               for path in (semi_path, supervised_path)))
+
+
 def draw(results, full, majority, title, path):
     from fer.plots import plt, save
 
@@ -131,6 +140,7 @@ def main():
                                     {**described, "round": 0}, settings, args)
         runs = [dict(round=0, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled), pseudo_rows=0,
                      pseudo_accuracy=None, cutoff=None)]
+        model_paths = [model_path]
         for r in range(1, args.rounds + 1):
             keep, guessed, cutoff = pseudo_label(model_path, unlabeled, args.keep, args.threshold)
             if len(keep) == 0:
@@ -147,6 +157,7 @@ def main():
             runs.append(dict(round=r, val_accuracy=summary["best_val_accuracy"], labeled_rows=len(labeled),
                              pseudo_rows=int(len(keep)), pseudo_accuracy=None if right is None else round(right, 4),
                              cutoff=round(cutoff, 4)))
+            model_paths.append(model_path)
             print(f"{tag} round {r}: {len(keep):,} pseudo-labels ({selection}, p >= {cutoff:.2f}; "
                   f"{'n/a' if right is None else f'{right:.1%} right'}), validation {summary['best_val_accuracy']:.4f}")
         results[fraction] = runs
@@ -156,7 +167,9 @@ def main():
                       "semi_supervised_val_accuracy": best["val_accuracy"], "best_round": best["round"],
                       "pseudo_rows": best["pseudo_rows"], "pseudo_label_accuracy": best["pseudo_accuracy"],
                       "confidence_cutoff": best["cutoff"],
-                      "full_labels_val_accuracy": full["best_val_accuracy"], "rounds": runs})
+                      "full_labels_val_accuracy": full["best_val_accuracy"], "rounds": runs,
+                      "paired": (paired_test(model_paths[best["round"]], model_paths[0], data) if best["round"]
+                                 else None)})
 
     split = data["split"]
     title = (f"Pseudo-labels: {settings['arch']}, {settings['epochs']} epochs a run, {selection} "
@@ -165,8 +178,9 @@ def main():
     majority = majority_share(data["y_val"].argmax(1))
     for t in table:
         t["learned"] = learned(t["supervised_val_accuracy"], majority)
-        t["gain_within_noise"] = bool(difference_is_noise(t["supervised_val_accuracy"],
-                                                          t["semi_supervised_val_accuracy"], split["val_rows"]))
+        t["gain_within_noise"] = (not t["paired"]["significant"] if t["paired"] else
+                                  bool(difference_is_noise(t["supervised_val_accuracy"],
+                                                           t["semi_supervised_val_accuracy"], split["val_rows"])))
     figure = draw(results, full["best_val_accuracy"], majority, title, Path(args.out) / "semi_supervised.png")
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
         {"title": title, "data": str(args.data), "test": args.test, "settings": dict(settings), "split": split,

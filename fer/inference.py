@@ -92,6 +92,12 @@ def with_policy(model, policy, portable=False):
     return rebuilt
 
 
+def right_answers(path, x, labels):
+    """Whether the model file at `path` gets each face right (plain views, float32): what a paired test of two
+    models on the same faces compares."""
+    return predict_probabilities([load_model(path)], x).argmax(1) == np.asarray(labels)
+
+
 def predict_probabilities(models, x, tta=None, batch_size=256, progress=None, temperature=1.0):
     """Mean softmax over models, and with tta ("flip" or "zoom", see fer.augment.TTA_ZOOMS) over views; then,
     unless temperature is 1, calibrated with it (fer.calibration.with_temperature).

@@ -130,10 +130,17 @@ def ablation_text(record):
     for what, with_it, without in pairs:
         if with_it in runs and without in runs and with_it not in failed and without not in failed:
             gain = runs[with_it]["best_val_accuracy"] - runs[without]["best_val_accuracy"]
-            noisy = difference_is_noise(runs[with_it]["best_val_accuracy"], runs[without]["best_val_accuracy"],
-                                        record["split"]["val_rows"]) if "split" in record else False
-            sentences.append(f"Removing {what} changes the best validation accuracy by {points(-gain, 0)}"
-                             + (" (within the noise of one run)" if noisy else "") + ".")
+            paired = record.get("paired", {}).get(what)  # McNemar's test on the same faces, where recorded
+            if paired:
+                noisy = not paired["significant"]
+                tested = (f"; {paired['a_only']:,} of the {paired['faces']:,} validation faces are right only with "
+                          f"it and {paired['b_only']:,} only without (McNemar's test: {p_words(paired['p_value'])}"
+                          + (", within the noise)" if noisy else ")"))
+            else:  # an older record: the two accuracies alone
+                noisy = "split" in record and difference_is_noise(
+                    runs[with_it]["best_val_accuracy"], runs[without]["best_val_accuracy"], record["split"]["val_rows"])
+                tested = " (within the noise of one run)" if noisy else ""
+            sentences.append(f"Removing {what} changes the best validation accuracy by {points(-gain, 0)}{tested}.")
     if {"BN + augmentation", "BN, no augmentation"} <= set(runs) - set(failed):
         plain, augmented = runs["BN, no augmentation"], runs["BN + augmentation"]
         gap, augmented_gap = (plain["final_train_accuracy"] - plain["best_val_accuracy"],
@@ -159,8 +166,12 @@ def semi_text(record):
             sentences.append(f"With {share} the supervised model did not learn, so its pseudo-labels mean nothing.")
             continue
         gain = t["semi_supervised_val_accuracy"] - t["supervised_val_accuracy"]
-        noisy = difference_is_noise(t["supervised_val_accuracy"], t["semi_supervised_val_accuracy"], val_rows)
-        sentences.append(f"With {share}, pseudo-labels move validation accuracy by {points(gain, 0)}"
+        paired = t.get("paired")  # McNemar's test on the same faces, where recorded
+        noisy = (not paired["significant"] if paired else
+                 difference_is_noise(t["supervised_val_accuracy"], t["semi_supervised_val_accuracy"], val_rows))
+        tested = (f" ({paired['a_only']:,} faces right only with them, {paired['b_only']:,} only without; McNemar's "
+                  f"test: {p_words(paired['p_value'])})" if paired else "")
+        sentences.append(f"With {share}, pseudo-labels move validation accuracy by {points(gain, 0)}{tested}"
                          + (" — within the noise of a single run, so no gain is shown" if noisy else "")
                          + (f"; {t['pseudo_label_accuracy']:.0%} of the pseudo-labels were right"
                             if t.get("pseudo_label_accuracy") is not None else "") + ".")

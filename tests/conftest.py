@@ -169,6 +169,23 @@ def trained_centre(tmp_path_factory):
     return out
 
 
+def disturbed_copy(source, target, scale=1.5, seed=3):
+    """A second model that disagrees with `source` on some faces: its output layer's weights with noise added,
+    saved at `target` with a copy of the source's records (the same held-out faces)."""
+    import shutil
+
+    from fer import inference
+
+    model = inference.load_model(source)
+    last = [layer for layer in model.layers if layer.weights][-1]
+    rng = np.random.default_rng(seed)
+    last.set_weights([w + rng.normal(0, scale * w.std(), w.shape) for w in last.get_weights()])
+    model.save(target)
+    shutil.copy(Path(source).with_name(Path(source).stem + "_summary.json"),
+                Path(target).with_name(Path(target).stem + "_summary.json"))
+    return Path(target)
+
+
 def kill_after_epochs(command, history, count, cwd, timeout=240):
     """Start a training command, and kill it (SIGKILL, no clean-up) once its history shows `count` epochs."""
     process = subprocess.Popen(command, cwd=cwd, env=subprocess_env(), stdout=subprocess.PIPE,

@@ -35,6 +35,15 @@ def test_ablation_runs_four_variants_and_reuses_them(synthetic_files, tmp_path, 
         tail = (settings["clean_tail"], settings["tail_views"])  # no augmentation: no tail to turn it off
         assert tail == ((0.5, True) if r["augmentation"] else (0.0, False)), stem
     assert (tmp_path / "figs" / "ablation.png").read_bytes().startswith(b"\x89PNG")
+    # each contrast tested on the same faces: the counts are the two best models' own answers
+    _, val, _ = records.load_split(synthetic_files["train"], tmp_path / "runs" / "bn_augmentation.keras")
+    right = {p.stem: inference.right_answers(p, val.x, val.y) for p in (tmp_path / "runs").glob("*.keras")}
+    for what, without in (("batch norm", "no_bn_augmentation"), ("augmentation", "bn_no_augmentation")):
+        c = record["paired"][what]
+        assert (c["a_only"], c["b_only"]) == (sum(right["bn_augmentation"] & ~right[without]),
+                                              sum(right[without] & ~right["bn_augmentation"])), what
+        assert c["faces"] == record["split"]["val_rows"] == len(val)
+    assert record["paired"]["batch norm"]["significant"]  # a network that learned against one that did not
     for path in (tmp_path / "runs").glob("*.keras"):
         model = inference.load_model(path)
         has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)

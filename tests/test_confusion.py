@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from conftest import refused, run_script, synthetic_faces
+from conftest import disturbed_copy, refused, run_script, synthetic_faces
 from fer import inference, records
 from fer.data import load_faces
 from fer.scores import most_confused
@@ -147,19 +147,11 @@ def test_a_paired_test_tells_apart_what_two_accuracies_alone_cannot():
 def test_the_second_model_is_tested_against_the_first_on_the_same_faces(trained, synthetic_files, tmp_path, capsys):
     """A second model (the first with its output layer disturbed) disagrees on some faces; the record counts those
     faces from each side, as the two models' own predictions do."""
-    import shutil
-
     from scipy.stats import binom, binomtest
 
     first = trained / "cnn.keras"
-    second = tmp_path / "models" / "other.keras"
-    second.parent.mkdir()
-    model = inference.load_model(first)
-    last = [layer for layer in model.layers if layer.weights][-1]
-    rng = np.random.default_rng(3)
-    last.set_weights([w + rng.normal(0, 0.7 * w.std(), w.shape) for w in last.get_weights()])
-    model.save(second)
-    shutil.copy(trained / "cnn_summary.json", second.parent / "other_summary.json")
+    (tmp_path / "models").mkdir()
+    second = disturbed_copy(first, tmp_path / "models" / "other.keras")
     assert run_script("confusion.py", "--model", first, "--model", second, "--data", synthetic_files["train"],
                       "--out", tmp_path) == 0
     report = json.loads((tmp_path / "confusion_cnn_vs_other.json").read_text())

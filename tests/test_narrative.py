@@ -73,6 +73,18 @@ def test_the_ablation_draws_no_conclusion_from_runs_that_did_not_learn():
     assert "Removing augmentation changes the best validation accuracy by -5.0 points." in text
     assert "batch norm changes" not in text  # its comparison involves a run that did not learn
     assert "No BN, augmentation did not learn" in text  # a sentence of its own
+    # where the record holds McNemar's test on the same faces, it decides and its counts are named
+    runs[2] = dict(runs[2], best_val_accuracy=0.54, learned=True)
+    paired = {"augmentation": dict(faces=5742, a_only=400, b_only=113, p_value=1e-30, significant=True),
+              "batch norm": dict(faces=5742, a_only=300, b_only=243, p_value=0.016, significant=True)}
+    text = narrative.ablation_text(dict(runs=runs, majority_share=0.2513, split=dict(val_rows=5742), paired=paired))
+    assert ("Removing batch norm changes the best validation accuracy by -1.0 points; 300 of the 5,742 validation "
+            "faces are right only with it and 243 only without (McNemar's test: p = 0.016).") in text
+    assert "400 of the 5,742 validation faces are right only with it and 113 only without (McNemar's test: p < 0.001)" \
+        in text
+    paired["batch norm"] = dict(paired["batch norm"], a_only=280, b_only=263, p_value=0.49, significant=False)
+    text = narrative.ablation_text(dict(runs=runs, majority_share=0.2513, split=dict(val_rows=5742), paired=paired))
+    assert "(McNemar's test: p = 0.490, within the noise)." in text
 
 
 def test_a_semi_supervised_gain_within_the_noise_is_not_called_a_gain():
@@ -83,6 +95,13 @@ def test_a_semi_supervised_gain_within_the_noise_is_not_called_a_gain():
              pseudo_label_accuracy=0.8, learned=True)])
     first, second = narrative.semi_text(record).split(". ", 1)
     assert "within the noise" in first and "within the noise" not in second and "+4.0 points" in second
+    # on the same faces McNemar's test decides: the first gain, half a point, is real when it all goes one way
+    record["results"][0].update(semi_supervised_val_accuracy=0.5062,  # as two accuracies alone, still noise
+                                paired=dict(faces=5742, a_only=31, b_only=0, p_value=9e-10, significant=True))
+    record["results"][1]["paired"] = dict(faces=5742, a_only=700, b_only=470, p_value=0.07, significant=False)
+    first, second = narrative.semi_text(record).split(". ", 1)
+    assert "+0.5 points (31 faces right only with them, 0 only without; McNemar's test: p < 0.001)" in first
+    assert "within the noise" not in first and "within the noise" in second
 
 
 def test_the_saliency_words_carry_the_measured_verdicts():
