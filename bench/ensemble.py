@@ -7,7 +7,8 @@ predict.py's --tta kinds do); an ensemble's probabilities are the mean over its 
 candidates is scored from those alone. Choosing among many subsets on the faces that score them would flatter the
 winner: the subset chosen on half A is scored on half B, the one chosen on half B on half A, each against the
 reference ensemble (the first --reference candidates, by default all of them) on the same half. Their mean gain
-says whether choosing members beats keeping the reference. The same two-half test then asks whether the reference
+says whether choosing members beats keeping the reference, and McNemar's test on the faces of the scoring half
+that only one of the two gets right says whether each gain could be luck. The same two-half test then asks whether the reference
 gains from weighting its members (the best of random weightings) or from shifting its classes' scores (a per-class
 offset to the log-probabilities, as a prior correction would add). With --max-mb, only subsets whose files
 fit in that many megabytes are chosen or listed (the shipped default's limit: 40). Ends with one JSON line.
@@ -123,6 +124,14 @@ def chosen(scores, by, half, fits=within([], None)):
     return max(filter(fits, scores), key=lambda subset: (scores[subset][by][half], -len(subset), [-i for i in subset]))
 
 
+def held_out_test(means, subset, reference, by, y, rows):
+    """McNemar's test of a chosen subset against the reference on the half it was not chosen on (p-value)."""
+    from fer.scores import paired_comparison
+
+    right = [np.mean([means[i][by] for i in s], axis=0).argmax(1)[rows] == y[rows] for s in (subset, reference)]
+    return paired_comparison(*right)["p_value"]
+
+
 def accuracy(p, y, rows):
     return float(np.mean(p[rows].argmax(1) == y[rows]))
 
@@ -210,8 +219,10 @@ def main():
               f"{every:7.4f} {scores[subset]['plain'][2]:7.4f}{mark}")
     gain_b = scores[on_a][args.by][1] - scores[reference][args.by][1]
     gain_a = scores[on_b][args.by][0] - scores[reference][args.by][0]
-    print(f"chosen on half A, scored on half B: {gain_b:+.4f} against the reference; "
-          f"chosen on half B, scored on half A: {gain_a:+.4f}")
+    p_b, p_a = (held_out_test(means, subset, reference, args.by, val.y, rows) for subset, rows in
+                ((on_a, ~half_a), (on_b, half_a)))
+    print(f"chosen on half A, scored on half B: {gain_b:+.4f} against the reference (McNemar p = {p_b:.3g}); "
+          f"chosen on half B, scored on half A: {gain_a:+.4f} (p = {p_a:.3g})")
 
     adjusted = adjustments(means, reference, args.by, val.y, half_a, args.seed)
     for kind, result in adjusted.items():
@@ -226,6 +237,7 @@ def main():
     print(json.dumps({"bench": "ensemble", "models": args.model, "val_rows": len(val), "seed": args.seed,
                       "by": args.by, "max_mb": args.max_mb, "reference": row(reference), "chosen_on_half_a": row(on_a),
                       "chosen_on_half_b": row(on_b), "gain_half_b": round(gain_b, 4), "gain_half_a": round(gain_a, 4),
+                      "p_half_b": p_b, "p_half_a": p_a,
                       "mean_gain": round((gain_a + gain_b) / 2, 4), **adjusted}))
 
 

@@ -288,10 +288,16 @@ def test_ensemble_benchmark_chooses_members_on_one_half_and_scores_the_other(tra
     gains = (result["chosen_on_half_a"]["zoom"]["half_b"] - result["reference"]["zoom"]["half_b"],
              result["chosen_on_half_b"]["zoom"]["half_a"] - result["reference"]["zoom"]["half_a"])
     assert min(gains) > 0 and abs(result["mean_gain"] - sum(gains) / 2) < 1e-3
+    # each held-out gain tested on its half's faces: the wrong member only ever takes faces away
+    half_a = np.random.default_rng(0).permutation(len(val)) < len(val) // 2
+    from fer.scores import paired_comparison
+
+    alone, both = (inference.predict_probabilities(m, val.x, "zoom").argmax(1) == val.y for m in (loaded[:1], loaded))
+    for half, key in ((~half_a, "p_half_b"), (half_a, "p_half_a")):
+        assert result[key] == paired_comparison(alone[half], both[half])["p_value"] < 1, key
     # the reference's own remedies, each fitted on one half: less weight on the member that is always wrong, a
     # lower score for the class it always answers; scored on the other half, where they were not fitted
     views = [inference.predict_probabilities([model], val.x, "zoom") for model in reversed(loaded)]
-    half_a = np.random.default_rng(0).permutation(len(val)) < len(val) // 2
     weights_a, weights_b = result["weights"]["fitted"]
     assert weights_a[0] < weights_a[1] and weights_b[0] < weights_b[1]
     weighted = np.tensordot(weights_a, views, 1).argmax(1) == val.y
