@@ -8,10 +8,11 @@ candidates is scored from those alone. Choosing among many subsets on the faces 
 winner: the subset chosen on half A is scored on half B, the one chosen on half B on half A, each against the
 reference ensemble (the first --reference candidates, by default all of them) on the same half. Their mean gain
 says whether choosing members beats keeping the reference, and McNemar's test on the faces of the scoring half
-that only one of the two gets right says whether each gain could be luck. The same two-half test then asks whether the reference
-gains from weighting its members (the best of random weightings) or from shifting its classes' scores (a per-class
-offset to the log-probabilities, as a prior correction would add). With --max-mb, only subsets whose files
-fit in that many megabytes are chosen or listed (the shipped default's limit: 40). Ends with one JSON line.
+that only one of the two gets right says whether each gain could be luck. The same two-half test then asks
+whether the reference gains from weighting its members (the best of random weightings) or from shifting its
+classes' scores (a per-class offset to the log-probabilities, as a prior correction would add). With --max-mb,
+only subsets whose files fit in that many megabytes are chosen or listed (the shipped default's limit: 40). Ends
+with one JSON line.
 
     python bench/ensemble.py --data ../shared/fer2013/train.npz.xz --reference 5 \\
         --model models/pretrained/cnn.keras --model models/pretrained/cnn_2.keras ... --model models/new.keras
