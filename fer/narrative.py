@@ -61,7 +61,8 @@ def comparison_text(rows, val_rows):
     (cnn, first), others = rows[0], rows[1:]
     sentences = []
     for i, (name, c) in enumerate(others):
-        paired = c.get("against_first")
+        # a record tests each model against the file's first one: that must be the CNN (which then has no test)
+        paired = None if "against_first" in first else c.get("against_first")
         noisy = (not paired["significant"] if paired else
                  difference_is_noise(first["accuracy"], c["accuracy"], val_rows))
         verdict = ("within the noise of" if noisy else "ahead of" if first["accuracy"] > c["accuracy"] else "behind")

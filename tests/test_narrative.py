@@ -39,6 +39,12 @@ def test_the_comparison_names_what_the_dnn_never_predicts():
     noise = narrative.comparison_text([("CNN", entry(0.700, 0.6)), ("DNN", entry(0.650, 0.6, right_only_first=9,
                                        right_only_here=5, p_value=0.42, significant=False))], 20)
     assert "within the noise of the DNN" in noise and "p = 0.420" in noise
+    # a record whose first model was not the CNN tested the others against that one: not used
+    swapped = narrative.comparison_text([("CNN", entry(0.660, 0.6, right_only_first=3, right_only_here=60,
+                                          p_value=2e-14, significant=True)),
+                                         ("DNN", entry(0.650, 0.6, right_only_first=5, right_only_here=5,
+                                          p_value=1.0, significant=False))], 5742)
+    assert "McNemar" not in swapped and "within the noise of the DNN" in swapped
     same = narrative.comparison_text([("CNN", entry(0.7, 0.6)), ("DNN", entry(0.7, 0.6, right_only_first=0,
                                       right_only_here=0, p_value=1.0, significant=False))], 5742)
     assert "within the noise of the DNN" in same and "right and wrong on the same faces, all 5,742 of them." in same
