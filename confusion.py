@@ -153,9 +153,11 @@ def main():
                             models=[str(p) for p in files])
         print(f"\n{name}: accuracy {accuracy:.4f} (95% interval {interval[0]:.4f} to {interval[1]:.4f}) on "
               f"{len(faces):,} {what} faces ({note}{views})")
-        print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
+        print(f"{'class':<9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}  recall's 95% interval")
         for cls, m in report[name]["per_class"].items():
-            print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
+            low, high = m["recall_interval"]
+            print(f"{cls:<9} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}  "
+                  f"{low:.3f} to {high:.3f}")
         print(f"macro-F1 {report[name]['macro_f1']:.3f}"
               + "".join(f"; never predicts {c}" for c in report[name]["never_predicted"]))
         print("most confused: " + ("; ".join(f"{t} -> {p} {rate:.0%} ({n})" for t, p, rate, n in most_confused(counts))

@@ -227,9 +227,9 @@ def confusion_section(files, error, summary, blocks):
     if recorded is not None and abs(recorded - cnn["accuracy"]) > 1e-9:
         blocks.append(para(narrative.rescored_text(recorded, cnn["accuracy"], cnn["faces"], summary)))
     blocks.append(image(pngs[0], "Confusion matrices on the validation split: counts and rates per true class"))
-    blocks.append(table(["class", "precision", "recall", "F1", "faces"],
-                        [(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
-                         for c, m in cnn["per_class"].items()]))
+    blocks.append(table(["class", "precision", "recall (95%)", "F1", "faces"],
+                        [(c, f"{m['precision']:.3f}", narrative.with_interval(m["recall"], m.get("recall_interval"), 3),
+                          f"{m['f1']:.3f}", m["support"]) for c, m in cnn["per_class"].items()]))
 
 
 def saliency_section(record, files, error, blocks):

@@ -18,10 +18,15 @@ def p_words(p):
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def with_interval(value, interval, digits=4):
+    """A score and, where known, its 95% interval to one digit less: 0.7081 (0.696–0.720)."""
+    shown = digits - 1
+    return f"{value:.{digits}f}" + (f" ({interval[0]:.{shown}f}–{interval[1]:.{shown}f})" if interval else "")
+
+
 def accuracy_words(entry):
     """confusion.py's accuracy with its 95% interval, where the record has one."""
-    interval = entry.get("accuracy_interval")
-    return f"{entry['accuracy']:.4f}" + (f" ({interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
+    return with_interval(entry["accuracy"], entry.get("accuracy_interval"))
 
 
 def ordinal(k):

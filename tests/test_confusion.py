@@ -4,9 +4,9 @@ import json
 import numpy as np
 
 from conftest import disturbed_copy, refused, run_script, synthetic_faces
-from fer import inference, records
+from fer import CLASSES, inference, records
 from fer.data import load_faces
-from fer.scores import most_confused
+from fer.scores import accuracy_interval, most_confused
 
 
 def test_confusion_matrix_figure_and_metrics(trained, synthetic_files, tmp_path):
@@ -18,6 +18,9 @@ def test_confusion_matrix_figure_and_metrics(trained, synthetic_files, tmp_path)
     assert counts.sum() == summary["split"]["val_rows"]  # the validation split used in training
     assert abs(report["accuracy"] - summary["best_val_accuracy"]) < 1e-6
     assert report["per_class"]["Happy"]["recall"] > 0.7
+    for cls, m in report["per_class"].items():  # each recall's interval: Wilson's, from the class's own counts
+        k = CLASSES.index(cls)
+        assert m["recall_interval"] == list(accuracy_interval(counts[k, k], counts[k].sum())), cls
     assert (tmp_path / "confusion.png").read_bytes().startswith(b"\x89PNG")
 
 

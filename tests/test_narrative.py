@@ -50,6 +50,8 @@ def test_the_comparison_names_what_the_dnn_never_predicts():
     assert "within the noise of the DNN" in same and "right and wrong on the same faces, all 5,742 of them." in same
     words = narrative.accuracy_words(dict(accuracy=0.70812, accuracy_interval=[0.6963, 0.7197]))
     assert words == "0.7081 (0.696–0.720)"
+    assert narrative.with_interval(0.5632, [0.4582, 0.6622], 3) == "0.563 (0.46–0.66)"
+    assert narrative.accuracy_words(dict(accuracy=0.7)) == "0.7000"  # an older record: no interval to show
 
 
 def test_calibration_words_follow_the_gap_between_confidence_and_accuracy():
