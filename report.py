@@ -183,10 +183,10 @@ def comparison_section(runs, confusion, majority, val_rows, out, files, calibrat
 
 def calibration_paragraphs(present, files, blocks):
     """How far each model's probabilities can be trusted: calibration.py's record of exactly these, and its figure."""
-    made = [f for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()
-            and json.loads(f.read_text()).get("models") == [str(path) for *_, path in present]]
+    drawn = {f: json.loads(f.read_text()) for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()}
+    made = [f for f, record in drawn.items() if record.get("models") == [str(path) for *_, path in present]]
     if made:
-        scored = zip([name for name, *_ in present], json.loads(made[0].read_text())["columns"]["plain"].values())
+        scored = zip([name for name, *_ in present], drawn[made[0]]["columns"]["plain"].values())
         blocks += [para(narrative.calibration_text(scored)),
                    image(made[0].with_suffix(".png"), "Accuracy at each confidence (the highest probability) on the "
                          "validation split, on the diagonal where calibrated; below, the share of faces at each")]
