@@ -9,8 +9,10 @@ PrivateTest rows are predicted) it also prints accuracy. --validate scores the
 same ensemble, plain and with each --tta, on the validation split the models
 were trained without (models that held out different faces are refused: train
 an ensemble's members with one --split-seed, whatever their --seed), and with
-three or more models the ensemble without each one: choose models and --tta by
-it, not by the test file. FER2013 holds some faces twice, so it scores them
+three or more models the ensemble without each one, and McNemar's test of each
+such ensemble against all the models on the same faces (a p above 0.05: the
+faces that member changes could be chance): choose models and --tta by it, not
+by the test file. FER2013 holds some faces twice, so it scores them
 again without the validation faces that repeat a training face, and counts the
 test faces that do.
 --fit adds each model's accuracy on its own training faces (no augmentation),
@@ -30,7 +32,7 @@ from fer.augment import TTA_DEFAULT, TTA_ZOOMS
 from fer.data import repeats
 from fer.errors import InputError
 from fer.outputs import check_outputs
-from fer.scores import accuracy_interval
+from fer.scores import accuracy_interval, paired_comparison
 
 
 def parse_args():
@@ -75,19 +77,33 @@ def validation_table(paths, models, val, note, data_path, batch_size, repeated):
             scores = list(inference.column_accuracies(members, val.y, kept).values())
             accuracies.append(scores[0])
             print(f"{name:{width}s}" + "".join(f" {score:9.4f}" for score in scores))
-        return accuracies[:len(models)]
+        return accuracies
 
     print(f"\nvalidation accuracy on {len(val):,} faces of {data_path} ({note})")
     accuracies = table(np.ones(len(val), bool))
-    low, high = accuracy_interval(round(accuracies[0] * len(val)), len(val))
-    print(f"(on {len(val):,} faces an accuracy near {accuracies[0]:.4f} is known to {(high - low) / 2:.4f} either way, "
-          "95%; confusion.py tests two models on the same faces)")
+    headline = len(models) if len(models) > 1 else 0  # the ensemble's row, or the one model's
+    low, high = accuracy_interval(round(accuracies[headline] * len(val)), len(val))
+    print(f"(95% interval of {rows[headline][0]}, plain: {low:.4f} to {high:.4f}; confusion.py tests two models on "
+          "the same faces)")
+    if len(models) > 2:
+        member_tests(paths, views, val.y, width)
     if repeated.any():
         # A repeated face is one the models learned: those raise validation accuracy above what new faces get.
         print(f"\nthe same on the {np.sum(~repeated):,} faces that are not also training faces ({np.sum(repeated):,} "
               "repeat one pixel for pixel)")
         table(~repeated)
-    return accuracies
+    return accuracies[:len(models)]
+
+
+def member_tests(paths, views, y, width):
+    """Does each member count? The ensemble without it against all of them on the same faces, by McNemar's test:
+    a p above 0.05 says the faces it changes could be chance."""
+    everyone = inference.column_right(views, y)
+    print(f"\n{'McNemar p, without it against all':{width}s}" + "".join(f" {column:>9s}" for column in everyone))
+    for i, path in enumerate(paths):
+        without = inference.column_right(views[:i] + views[i + 1:], y)
+        print(f"{'  without ' + str(path):{width}s}"
+              + "".join(f" {paired_comparison(without[c], everyone[c])['p_value']:9.3f}" for c in everyone))
 
 
 def fit_table(paths, models, train, validation_accuracies, batch_size):

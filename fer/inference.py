@@ -159,11 +159,16 @@ def tta_columns(mark_default=False):
                               for kind in TTA_ZOOMS}}
 
 
+def column_right(views, y, mark_default=False):
+    """Whether view_probabilities' models averaged get each face right, for each column of tta_columns."""
+    return {column: mean_of_views(views, TTA_ZOOMS.get(kind)).argmax(1) == y
+            for column, kind in tta_columns(mark_default).items()}
+
+
 def column_accuracies(views, y, kept=None, mark_default=False):
     """Accuracy of view_probabilities' models averaged, for each column of tta_columns; kept: a mask of faces."""
     kept = np.ones(len(y), bool) if kept is None else kept
-    return {column: float(np.mean((mean_of_views(views, TTA_ZOOMS.get(kind)).argmax(1) == y)[kept]))
-            for column, kind in tta_columns(mark_default).items()}
+    return {column: float(np.mean(right[kept])) for column, right in column_right(views, y, mark_default).items()}
 
 
 def write_submission(path, ids, labels):

@@ -295,7 +295,7 @@ def test_predict_validate_scores_the_held_out_split(trained, synthetic_files, tm
     from fer.scores import accuracy_interval
 
     low, high = accuracy_interval(round(plain * split["val_rows"]), split["val_rows"])
-    assert f"an accuracy near {plain:.4f} is known to {(high - low) / 2:.4f} either way, 95%" in printed
+    assert f"(95% interval of ensemble of 2, plain: {low:.4f} to {high:.4f};" in printed
 
     # --validate alone scores the same and writes nothing; with neither --test nor --validate there is nothing to do
     alone = tmp_path / "alone"
@@ -340,6 +340,14 @@ def test_predict_validate_scores_the_ensemble_without_each_member(trained, synth
     pair = inference.predict_probabilities([network, inference.load_model(model)], val.x).argmax(1)
     assert without_first[0] == pytest.approx(np.mean(pair == val.y), abs=1e-4)
     assert without_first[0] != alone[0]  # the worse member does change the pair's votes
+    # and each one tested: McNemar's p of the ensemble without it against all three, on the same faces
+    from fer.scores import paired_comparison
+
+    tests = table[table.index(next(line for line in table if line.startswith("McNemar p"))):][1:4]
+    everyone = inference.predict_probabilities([network] + [inference.load_model(model)] * 2, val.x).argmax(1)
+    p_plain = paired_comparison(pair == val.y, everyone == val.y)["p_value"]
+    assert [line.split()[:2] for line in tests] == [["without", str(m)] for m in (model, model, worse)]
+    assert [float(line.split()[-3]) for line in tests[:2]] == [round(p_plain, 3)] * 2
 
 
 def test_predict_validate_also_scores_the_faces_that_do_not_repeat_a_training_face(trained, tmp_path, capsys):
