@@ -23,7 +23,7 @@ from fer import IMAGE_SIZE, cli, inference, records, training
 from fer.atomic import write_text
 from fer.data import as_input, one_hot, prepare_data
 from fer.outputs import check_folder
-from fer.scores import difference_is_noise, learned, majority_share, paired_comparison
+from fer.scores import learned, majority_share, paired_comparison, within_noise
 from fer.settings import resolve
 
 
@@ -178,9 +178,8 @@ def main():
     majority = majority_share(data["y_val"].argmax(1))
     for t in table:
         t["learned"] = learned(t["supervised_val_accuracy"], majority)
-        t["gain_within_noise"] = (not t["paired"]["significant"] if t["paired"] else
-                                  bool(difference_is_noise(t["supervised_val_accuracy"],
-                                                           t["semi_supervised_val_accuracy"], split["val_rows"])))
+        t["gain_within_noise"] = within_noise(t["paired"], t["supervised_val_accuracy"],
+                                              t["semi_supervised_val_accuracy"], split["val_rows"])
     figure = draw(results, full["best_val_accuracy"], majority, title, Path(args.out) / "semi_supervised.png")
     write_text(Path(args.out) / "semi_supervised.json", json.dumps(
         {"title": title, "data": str(args.data), "test": args.test, "settings": dict(settings), "split": split,

@@ -1,6 +1,6 @@
 """The report's words: each section opens with a few sentences written from its own numbers, so that what
 the text says is what the run measured. Every function takes results and returns plain sentences."""
-from .scores import LEARNED_MARGIN, difference_is_noise, learned
+from .scores import LEARNED_MARGIN, learned, within_noise
 
 
 def rounded(value, digits):
@@ -68,8 +68,7 @@ def comparison_text(rows, val_rows):
     for i, (name, c) in enumerate(others):
         # a record tests each model against the file's first one: that must be the CNN (which then has no test)
         paired = None if "against_first" in first else c.get("against_first")
-        noisy = (not paired["significant"] if paired else
-                 difference_is_noise(first["accuracy"], c["accuracy"], val_rows))
+        noisy = within_noise(paired, first["accuracy"], c["accuracy"], val_rows)
         verdict = ("within the noise of" if noisy else "ahead of" if first["accuracy"] > c["accuracy"] else "behind")
         sentences.append((f"With as many parameters, the {cnn} is" if i == 0 else "It is also") +
                          f" {verdict} the {name}: {points(first['accuracy'], c['accuracy'])} of accuracy and "
@@ -137,14 +136,14 @@ def ablation_text(record):
         if with_it in runs and without in runs and with_it not in failed and without not in failed:
             gain = runs[with_it]["best_val_accuracy"] - runs[without]["best_val_accuracy"]
             paired = record.get("paired", {}).get(what)  # McNemar's test on the same faces, where recorded
+            noisy = (paired or "split" in record) and within_noise(  # no split recorded: no verdict
+                paired, runs[with_it]["best_val_accuracy"], runs[without]["best_val_accuracy"],
+                record.get("split", {}).get("val_rows"))
             if paired:
-                noisy = not paired["significant"]
                 tested = (f"; {paired['a_only']:,} of the {paired['faces']:,} validation faces are right only with "
                           f"it and {paired['b_only']:,} only without (McNemar's test: {p_words(paired['p_value'])}"
                           + (", within the noise)" if noisy else ")"))
             else:  # an older record: the two accuracies alone
-                noisy = "split" in record and difference_is_noise(
-                    runs[with_it]["best_val_accuracy"], runs[without]["best_val_accuracy"], record["split"]["val_rows"])
                 tested = " (within the noise of one run)" if noisy else ""
             sentences.append(f"Removing {what} changes the best validation accuracy by {points(-gain, 0)}{tested}.")
     if {"BN + augmentation", "BN, no augmentation"} <= set(runs) - set(failed):
@@ -173,8 +172,7 @@ def semi_text(record):
             continue
         gain = t["semi_supervised_val_accuracy"] - t["supervised_val_accuracy"]
         paired = t.get("paired")  # McNemar's test on the same faces, where recorded
-        noisy = (not paired["significant"] if paired else
-                 difference_is_noise(t["supervised_val_accuracy"], t["semi_supervised_val_accuracy"], val_rows))
+        noisy = within_noise(paired, t["supervised_val_accuracy"], t["semi_supervised_val_accuracy"], val_rows)
         tested = (f" ({paired['a_only']:,} faces right only with them, {paired['b_only']:,} only without; McNemar's "
                   f"test: {p_words(paired['p_value'])})" if paired else "")
         sentences.append(f"With {share}, pseudo-labels move validation accuracy by {points(gain, 0)}{tested}"

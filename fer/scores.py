@@ -64,6 +64,12 @@ def difference_is_noise(a, b, n):
     return abs(a - b) <= 2 * np.sqrt(2 * p * (1 - p) / max(n, 1))  # equal accuracies are never a gain, even at 1
 
 
+def within_noise(paired, a, b, n):
+    """Whether accuracies a and b on the same n faces differ too little to call: McNemar's verdict where the two
+    models were tested face by face (`paired`: paired_comparison's record), else difference_is_noise's."""
+    return not paired["significant"] if paired else bool(difference_is_noise(a, b, n))
+
+
 Z_95 = 1.959963984540054  # the standard normal's two-sided 95% point
 SIGNIFICANCE = 0.05
 
