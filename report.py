@@ -4,12 +4,12 @@
 One section per homework question, built only from this project's outputs, each opening with sentences
 written from its own numbers: architectures (layers named by their place), training curves, the CNN
 against DNNs with as many parameters (recipes, curves, per-class F1, the difference of their confusion
-matrices, their calibration), the ablation, confusion matrices, saliency (every method side by side, on
-mistakes too, with faithfulness scores and the randomization check), filters and feature maps, LIME,
-semi-supervised learning, and the derivations as formulas with their numerical checks. Cheap figures are
-regenerated from the models; the costly runs (ablation.py, semi_supervised.py) are read from their JSON, and
-anything missing is listed as missing, with the command that makes it. A run that does not clear the majority
-class is flagged "did not learn", never presented as a result.
+matrices, their calibration, where each puts the faces), the ablation, confusion matrices, saliency (every
+method side by side, on mistakes too, with faithfulness scores and the randomization check), filters and
+feature maps, LIME, semi-supervised learning, and the derivations as formulas with their numerical checks.
+Cheap figures are regenerated from the models; the costly runs (ablation.py, semi_supervised.py) are read from
+their JSON, and anything missing is listed as missing, with the command that makes it. A run that does not clear
+the majority class is flagged "did not learn", never presented as a result.
 
     python report.py                                   # data/train.csv, else the bundled sample
     python report.py --data data/train.csv --private 0.6912 --public 0.7001
@@ -22,11 +22,13 @@ from pathlib import Path
 
 from fer import CLASSES, backend, cli, inference, narrative, records
 from fer.atomic import write_text
-from fer.document import heading, image, math, missing, note, para, shown_path, table, to_html, to_markdown
+from fer.document import heading, image, missing, note, para, shown_path, table, to_html, to_markdown
 from fer.errors import InputError
 from fer.layers import layer_rows
 from fer.models import trainable_parameters
 from fer.outputs import check_folder
+from fer.sections import (ablation_section, confusion_section, embedding_section, filters_section, json_file,
+                          math_section, saliency_section, semi_section)
 from fer.scores import learned, majority_share
 
 SAMPLE = Path("data/sample/train.csv.xz")
@@ -82,6 +84,7 @@ def regenerate(data, cnn_path, dnn_paths, out, faces):
         "filters": ("filter_vis.py", "--data", data, "--model", cnn_path, "--filters", 24, "--steps", 60,
                     "--out", out),
         "lime": ("lime_explain.py", "--data", data, "--model", cnn_path, "--out", out),
+        "embedding": ("embedding.py", "--data", data, *models, "--faces", 2000, "--out", out),
     }
     print("regenerating figures:", flush=True)
     return {key: run_script(*job) for key, job in jobs.items()}
@@ -98,13 +101,8 @@ def found(out):
             "calibration": (sorted(out.glob("calibration*.png")) + sorted(out.glob("calibration*.json")), "not found"),
             "saliency": (sorted(out.glob("saliency*")), "not found"),
             "filters": (sorted([*out.glob("filters*"), *out.glob("feature_maps_*.png")], key=by_layer), "not found"),
-            "lime": (sorted(out.glob("lime*.png")), "not found")}
-
-
-def json_file(files, name=None):
-    """The JSON record named `name` among a script's files (without a name: its only one), or None."""
-    path = next((f for f in files if f.suffix == ".json" and (name is None or f.name == name)), None)
-    return json.loads(path.read_text()) if path else None
+            "lime": (sorted(out.glob("lime*.png")), "not found"),
+            "embedding": (sorted(out.glob("embedding*")), "not found")}
 
 
 # ----------------------------------------------------------------------------- sections
@@ -195,128 +193,6 @@ def calibration_paragraphs(present, files, blocks):
         blocks.append(missing("the calibration", f"python calibration.py --data data/train.csv --each {models}"))
 
 
-def ablation_section(record, figure_path, blocks):
-    blocks.append(heading("3. Batch normalization and augmentation (ablation)"))
-    if record is None:
-        blocks.append(missing("the ablation", "python ablation.py --data data/train.csv"))
-        return
-    blocks.append(para(narrative.ablation_text(record)))
-    majority = record.get("majority_share")
-    blocks.append(table(["variant", "batch norm", "augmentation", "peak lr", "best validation accuracy",
-                         "best epoch", "final training accuracy"],
-                        [(r["variant"], "yes" if r["batchnorm"] else "no", "yes" if r["augmentation"] else "no",
-                          r.get("lr", "?"), f"{r['best_val_accuracy']:.4f}" if r.get("learned", True) else
-                          f"{r['best_val_accuracy']:.4f} (did not learn)", r["best_epoch"],
-                          f"{r['final_train_accuracy']:.4f}") for r in record["runs"]]))
-    if majority is not None:
-        blocks.append(para(f"Majority class on this validation split: {majority:.4f}. {record.get('title', '')}."))
-    if Path(figure_path).exists():
-        blocks.append(image(figure_path, record.get("title", "ablation")))
-
-
-def confusion_section(files, error, summary, blocks):
-    blocks.append(heading("4. Confusion matrix"))
-    result = json_file(files)
-    pngs = [f for f in files if f.suffix == ".png" and not f.name.endswith("_difference.png")]
-    if not pngs or not result:
-        blocks.append(missing(f"the confusion matrix ({error})", "python confusion.py --data data/train.csv"))
-        return
-    cnn_name, cnn = next(iter(result.items()))
-    blocks.append(para(narrative.confusion_text(cnn, "CNN")))
-    recorded = (summary or {}).get("best_val_accuracy")
-    if recorded is not None and abs(recorded - cnn["accuracy"]) > 1e-9:
-        blocks.append(para(narrative.rescored_text(recorded, cnn["accuracy"], cnn["faces"], summary)))
-    blocks.append(image(pngs[0], "Confusion matrices on the validation split: counts and rates per true class"))
-    blocks.append(table(["class", "precision", "recall (95%)", "F1", "faces"],
-                        [(c, f"{m['precision']:.3f}", narrative.with_interval(m["recall"], m.get("recall_interval"), 3),
-                          f"{m['f1']:.3f}", m["support"]) for c, m in cnn["per_class"].items()]))
-
-
-def saliency_section(record, files, error, blocks):
-    """record: saliency.json as read from `files`, or None."""
-    blocks.append(heading("5. Saliency maps"))
-    if record is None:
-        blocks.append(missing(f"the saliency maps ({error})", "python saliency.py --data data/train.csv"))
-        return
-    blocks.append(para(narrative.saliency_text(record)))
-    drawn = {f.name: f for f in files}
-
-    def figure(name, caption):
-        if name in drawn:
-            blocks.append(image(drawn[name], caption))
-
-    figure("saliency_grid.png", "Every method on one correctly classified validation face per class. Maps are drawn "
-                                "over the face, their opacity following their strength")
-    figure("saliency_mistakes.png", "The most confidently wrong face of each of the most confused pairs, explained "
-                                    "for its true class and for the class the model chose")
-    blocks.append(table(["method", "deletion area (lower is better)", "insertion area (higher is better)",
-                         "randomization check"],
-                        [(narrative.title(record, n), f"{s['deletion_auc']:.3f}", f"{s['insertion_auc']:.3f}",
-                          record["sanity"].get(n, {}).get("verdict", "reference" if n == "random" else "not run"))
-                         for n, s in record["faithfulness"].items()]))
-    figure("saliency_faithfulness.png", f"Deletion and insertion over {record['faces']} validation faces: the "
-                                        "explained class's probability as the top-ranked pixels are blurred away or "
-                                        "put back")
-    figure("saliency_sanity.png", f"Randomization check over {record['sanity_faces']} faces: maps of the trained "
-                                  "model and of the same network with random weights; an empty map counts as "
-                                  "undefined, not as uncorrelated")
-    figure("saliency_class_means.png", "Mean gradient map per class over up to 100 validation faces each")
-
-
-def filters_section(files, error, blocks):
-    blocks.append(heading("6. Filter patterns and feature maps"))
-    pngs = [f for f in files if f.suffix == ".png"]
-    if not pngs:
-        blocks.append(missing(f"the filter patterns ({error})", "python filter_vis.py --data data/train.csv"))
-        return
-    counted = json_file(files, "filters.json")
-    if counted:
-        blocks.append(para(narrative.filters_text(counted)))
-    for path in pngs:
-        layer = path.stem.split("_", 2)[-1] if path.stem.startswith("feature_maps_") else path.stem.split("_", 1)[-1]
-        role = (counted or {}).get(layer, {}).get("role", layer)
-        caption = ("Inputs that maximize each filter (gradient ascent), " if path.stem.startswith("filters_") else
-                   "The most active feature maps for one validation face, one colour scale, ")
-        blocks.append(image(path, caption + role))
-
-
-def semi_section(record, figure_path, blocks):
-    blocks.append(heading("8. Semi-supervised learning (pseudo-labels)"))
-    if record is None:
-        blocks.append(missing("the semi-supervised study", "python semi_supervised.py --data data/train.csv"))
-        return
-    blocks.append(para(narrative.semi_text(record)))
-    if not record.get("full_labels_learned", True):
-        blocks.append(note("the model trained with all labels did not learn either: this study's budget is too small "
-                           "for its data, and none of its numbers is a result."))
-    flag = lambda t, v: f"{v:.4f}" + ("" if t.get("learned", True) else " (did not learn)")  # noqa: E731
-    blocks.append(table(["labeled", "supervised only", "with pseudo-labels (best round)", "pseudo-labels added",
-                         "pseudo-labels right", "all labels"],
-                        [(f"{t['labeled_fraction']:.0%} ({t['labeled_rows']:,})", flag(t, t["supervised_val_accuracy"]),
-                          f"{t['semi_supervised_val_accuracy']:.4f} ({t['best_round']})"
-                          + (" within noise" if t.get("gain_within_noise") else ""), f"{t['pseudo_rows']:,}",
-                          "n/a" if t["pseudo_label_accuracy"] is None else f"{t['pseudo_label_accuracy']:.1%}",
-                          f"{t['full_labels_val_accuracy']:.4f}") for t in record["results"]]))
-    if Path(figure_path).exists():
-        blocks.append(image(figure_path, record.get("title", "pseudo-labels")))
-
-
-def math_section(blocks):
-    from fer.derivations import FORMULAS, checks
-
-    blocks.append(heading("9. The math, checked"))
-    results = checks()
-    bad = [name for name, _, error in results if error >= 1e-5]
-    blocks.append(para(f"Each formula below is implemented in NumPy (fer/derivations.py) and compared with Keras's own "
-                       f"layers and with automatic differentiation on random inputs: {len(results) - len(bad)} of "
-                       f"{len(results)} agree to 1e-5" + (f"; {', '.join(bad)} do not" if bad else "") + "."))
-    for name, formula in FORMULAS.items():
-        blocks.append(math(name, formula))
-    blocks.append(table(["quantity", "compared with", "largest error", "agrees"],
-                        [(name, against, f"{error:.1e}", "yes" if error < 1e-5 else "NO")
-                         for name, against, error in results]))
-
-
 def majority_of(data, cnn_path):
     try:
         validation, _ = records.load_validation(data, cnn_path)
@@ -363,6 +239,7 @@ def main():
     confusion = json_file(confusion_files)
     comparison_section(runs, confusion, majority or 0, val_rows, out, confusion_files, regenerated["calibration"][0],
                        blocks)
+    embedding_section([r for r in runs if r[1] is not None], *regenerated["embedding"], blocks)
     ablation_section(json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else None,
                      out / "ablation.png", blocks)
     confusion_section(*regenerated["confusion"], cnn_summary, blocks)

@@ -86,6 +86,28 @@ def comparison_text(rows, val_rows):
     return " ".join(sentences)
 
 
+def embedding_text(rows, record):
+    """rows: [(name, embedding.py's record of that model)], the CNN first; record: the whole file. How far each
+    network's features keep the classes together, by the share of each face's nearest faces of its class."""
+    (cnn, first), others = rows[0], rows[1:]
+    shares = listing(f"{r['agreement_features']:.1%} in the {name}'s" for name, r in rows)
+    compared = "".join(f" The {name}'s features keep the classes together "
+                       f"{'less than' if r['agreement_features'] < first['agreement_features'] else 'as much as'} "
+                       f"the {cnn}'s." for name, r in others)
+    by_class = {c: v["features"] for c, v in first["per_class"].items()}
+    most, least = max(by_class, key=by_class.get), min(by_class, key=by_class.get)
+    spread = (f"every class keeps together as much ({by_class[most]:.0%})" if by_class[most] == by_class[least] else
+              f"{most} keeps together most ({by_class[most]:.0%}) and {least} least ({by_class[least]:.0%})")
+    mixed = first["mixed_pairs"][0] if first["mixed_pairs"] else None
+    return (f"The features each network's output layer reads (its last hidden layer) were mapped by t-SNE on "
+            f"{record['faces']:,} {record['scored_on'].split(':')[0]} faces. Of each face's {record['neighbours']} "
+            f"nearest faces in those features, the share of its own class is {shares} features; shuffled classes "
+            f"would give {record['chance_agreement']:.1%}.{compared} In the {cnn}'s, {spread}"
+            + (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
+               if mixed else ".")
+            + " A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between them.")
+
+
 def confusion_text(result, name):
     pairs = result["most_confused"][:3]
     worst = min(result["per_class"].items(), key=lambda item: item[1]["f1"])

@@ -27,8 +27,9 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
                         "--faces", "14")
     assert status == 0
     md = (out / "report.md").read_text()
-    for section in ("1. The CNN", "2. The DNN", "2b. CNN vs DNN", "3. Batch normalization", "4. Confusion matrix",
-                    "5. Saliency", "6. Filter patterns", "7. LIME", "8. Semi-supervised", "9. The math"):
+    for section in ("1. The CNN", "2. The DNN", "2b. CNN vs DNN", "2c. Where each network puts",
+                    "3. Batch normalization", "4. Confusion matrix", "5. Saliency", "6. Filter patterns", "7. LIME",
+                    "8. Semi-supervised", "9. The math"):
         assert f"## {section}" in md, section
     # what exists is shown, what doesn't is listed as missing with the command that makes it
     assert "| BN + augmentation | yes | yes | 0.002 | 0.5000 | 2 | 0.6000 |" in md
@@ -51,7 +52,11 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     names = {name.split("/")[-1] for name in linked}
     assert {"saliency_grid.png", "saliency_faithfulness.png", "saliency_sanity.png",
-            "saliency_class_means.png", "lime.png", "report_cnn_history.png", "calibration_cnn_vs_dnn.png"} <= names
+            "saliency_class_means.png", "lime.png", "report_cnn_history.png", "calibration_cnn_vs_dnn.png",
+            "embedding_cnn_vs_dnn.png"} <= names
+    mapped = json.loads((out / "embedding_cnn_vs_dnn.json").read_text())["models"]
+    assert (f"the share of its own class is {mapped['cnn']['agreement_features']:.1%} in the CNN's and "
+            f"{mapped['dnn']['agreement_features']:.1%} in the DNN's features" in md)
     if summary["best_val_accuracy"] == 1:  # the synthetic classes learned perfectly: no right face shown as wrong
         assert saliency["mistakes"] == [] and "saliency_mistakes.png" not in names
         assert "The model gets every validation face right, so it has no mistakes to explain." in md
