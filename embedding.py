@@ -25,7 +25,7 @@ import numpy as np
 from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
 from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agreement, grid_faces, hidden_features,
-                           mixed_pairs, neighbour_counts, tsne_map)
+                           label_places, mixed_pairs, neighbour_counts, tsne_map)
 from fer.errors import InputError
 from fer.outputs import check_outputs
 
@@ -94,13 +94,12 @@ def draw(results, faces, chance, k, path):
     for row, (name, result) in enumerate(results.items()):
         points, r = result["points"], result["record"]
         scatter, gallery = axes[row]
-        for c, label in enumerate(CLASSES):
-            mine = faces.y == c
-            if not mine.any():
-                continue
-            scatter.scatter(*points[mine].T, s=5, color=plt.cm.tab10(c), alpha=0.6, lw=0, label=label)
-            middle = np.median(points[mine], axis=0)
-            scatter.text(*middle, label, ha="center", va="center", fontsize=10, weight="bold",
+        present = [c for c in range(len(CLASSES)) if np.any(faces.y == c)]
+        for c in present:
+            scatter.scatter(*points[faces.y == c].T, s=5, color=plt.cm.tab10(c), alpha=0.6, lw=0, label=CLASSES[c])
+        middles = label_places(points, faces.y, present)
+        for c, middle in zip(present, middles):
+            scatter.text(*middle, CLASSES[c], ha="center", va="center", fontsize=10, weight="bold",
                          bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=plt.cm.tab10(c), alpha=0.85))
         scatter.set_title(f"{name}: of {k} nearest faces, {r['agreement_features']:.0%} of its class\n"
                           f"(shuffled classes {chance:.0%}; accuracy {r['accuracy']:.3f})", fontsize=11)

@@ -100,3 +100,19 @@ def grid_faces(points, cells=7):
                 rows = np.flatnonzero(inside)
                 chosen.append((int(rows[np.argmin(np.linalg.norm(points[rows] - centre, axis=1))]), tuple(centre)))
     return chosen
+
+
+def label_places(points, labels, classes):
+    """Where to write each class's name: the middle (median) of its faces on the map, moved up or down just enough
+    that no two names overlap, since the classes a network confuses have their middles close together."""
+    low, span = points.min(0), np.ptp(points, axis=0) + 1e-9
+    width, height = 0.17, 0.055  # a name's box, as shares of the map's width and height
+    placed = []
+    for c in classes:
+        x, y = (np.median(points[labels == c], axis=0) - low) / span
+        for step in range(40):  # 0, +1, -1, +2, -2... boxes up and down
+            tried = y + height * ((step + 1) // 2) * (1 if step % 2 else -1)
+            if all(abs(x - px) >= width or abs(tried - py) >= height for px, py in placed):
+                break
+        placed.append((x, tried))
+    return [low + np.array(place) * span for place in placed]

@@ -8,7 +8,7 @@ import pytest
 from conftest import read_rows, refused, run_script
 from fer import CLASSES, inference
 from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agreement, grid_faces, hidden_features,
-                           mixed_pairs, neighbour_counts, tsne_map)
+                           label_places, mixed_pairs, neighbour_counts, tsne_map)
 from fer.errors import InputError
 
 
@@ -81,6 +81,18 @@ def test_grid_faces_picks_one_face_inside_each_occupied_cell():
     assert list(chosen_faces(10, 5)) == list(range(5))
     picked = chosen_faces(50, 1000, seed=4)
     assert len(set(picked)) == 50 and list(picked) == sorted(picked) and list(picked) == list(chosen_faces(50, 1000, 4))
+
+
+def test_class_names_on_the_map_never_overlap_even_where_the_classes_share_a_middle():
+    rng = np.random.default_rng(5)
+    points = rng.uniform(0, 1, (400, 2))
+    labels = np.repeat(np.arange(4), 100)
+    points[labels < 3] = rng.normal(0.5, 0.01, (300, 2))  # three classes piled on one spot
+    places = (np.array(label_places(points, labels, range(4))) - points.min(0)) / np.ptp(points, axis=0)
+    for i in range(4):
+        for j in range(i):
+            assert abs(places[i, 0] - places[j, 0]) >= 0.17 or abs(places[i, 1] - places[j, 1]) >= 0.055 - 1e-9
+    assert np.allclose(places[0], (np.median(points[labels == 0], 0) - points.min(0)) / np.ptp(points, axis=0))
 
 
 def test_the_features_are_what_the_output_layer_reads(trained, synthetic_files):
