@@ -65,10 +65,11 @@ def map_model(path, x, y, args):
     predicted = inference.predict_probabilities([model], x).argmax(1)
     points = tsne_map(features, args.perplexity, args.seed)
     in_features, on_map = (neighbour_counts(p, y, args.neighbours) for p in (features, points))
+    by_class = class_agreement(on_map)
     return dict(points=points, predicted=predicted, seconds=time.perf_counter() - started,
                 record=dict(model=str(path), features=int(features.shape[1]), accuracy=float(np.mean(predicted == y)),
                             agreement_features=agreement(in_features), agreement_map=agreement(on_map),
-                            per_class={c: dict(features=f, map=class_agreement(on_map)[c])
+                            per_class={c: dict(features=f, map=by_class[c])
                                        for c, f in class_agreement(in_features).items()},
                             mixed_pairs=mixed_pairs(in_features), neighbour_counts=in_features.tolist()))
 
@@ -132,12 +133,13 @@ def csv_text(rows, y, results):
 
 def main():
     args = parse_args()
-    paths = args.model or [cli.default_model()]
+    paths = args.model or cli.default_models(ensemble=False, announce=False)
     if len({Path(p).stem for p in paths}) < len(paths):
         raise InputError("--model", "two models share a name; the maps and columns are named after the files")
     stem = Path(args.out) / output_stem(paths)
     outputs = [stem.with_suffix(suffix) for suffix in (".png", ".json", ".csv")]
     check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
+    cli.announce_models(paths)  # after the check, so that a refusal stays one line
     faces, note, what = records.load_scored(args.data, args.test, paths)
     rows = chosen_faces(args.faces, len(faces), args.seed)
     check_counts(args, len(rows))

@@ -151,3 +151,16 @@ def test_embedding_script_refuses_what_it_cannot_map(trained, synthetic_files, t
     line = refused(capsys, "embedding.py", "--data", synthetic_files["train"], "--model", trained / "cnn.keras",
                    "--out", tmp_path, *flags, inputs=[synthetic_files["train"]])
     assert words in line and not list(tmp_path.glob("embedding*"))
+
+
+def test_embedding_script_refuses_a_model_without_a_dense_classifier_at_its_end(synthetic_files, tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    scores = keras.layers.Dense(7)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))
+    keras.Model(inputs, keras.layers.Activation("softmax")(scores)).save(tmp_path / "odd.keras")
+    line = refused(capsys, "embedding.py", "--data", synthetic_files["train"], "--model", tmp_path / "odd.keras",
+                   "--out", tmp_path / "maps", inputs=[tmp_path / "odd.keras"])
+    assert line == (f"error: {tmp_path / 'odd.keras'}: its last layer (Activation) is not a Dense classifier: no "
+                    "hidden features to map")
+    assert not (tmp_path / "maps").exists()
