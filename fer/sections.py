@@ -136,16 +136,18 @@ def math_section(blocks):
 
 
 def embedding_section(present, files, error, blocks):
-    """present: [(name, model, summary, path)], the CNN first; files: embedding.py's outputs for exactly these."""
+    """present: [(name, model, summary, path)], the CNN first; files: embedding.py's outputs, among which the map
+    of exactly these models, in this order, is shown."""
     blocks.append(heading("2c. Where each network puts the faces"))
-    record = json_file(files)
     names = {Path(path).stem: name for name, *_, path in present}
-    pngs = [f for f in files if f.suffix == ".png"]
-    if not record or not pngs or list(record["models"]) != list(names) or present[0][0] != "CNN":
+    drawn = {f: json.loads(f.read_text()) for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()}
+    made = [f for f, record in drawn.items() if list(record.get("models", {})) == list(names)]
+    if not made or not present or present[0][0] != "CNN":
         models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
         blocks.append(missing(f"the maps of the features ({error or 'not made for these models'})",
                               f"python embedding.py --data data/train.csv {models}"))
         return
+    record = drawn[made[0]]
     blocks.append(para(narrative.embedding_text([(names[stem], r) for stem, r in record["models"].items()], record)))
-    blocks.append(image(pngs[0], "t-SNE maps of the features each network's output layer reads, coloured by true "
-                                 "class; beside each, the faces found at each place"))
+    blocks.append(image(made[0].with_suffix(".png"), "t-SNE maps of the features each network's output layer reads, "
+                                                     "coloured by true class; beside each, the faces at each place"))

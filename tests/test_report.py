@@ -130,3 +130,34 @@ def test_calibration_is_read_from_the_record_of_exactly_the_compared_models(tmp_
     report.calibration_paragraphs(present[:1], files, blocks)
     assert blocks == [("missing", "the calibration",
                        "python calibration.py --data data/train.csv --each --model cnn.keras")]
+
+
+def test_feature_maps_are_read_from_the_record_of_exactly_the_compared_models(tmp_path):
+    """As the calibration: among embedding.py's records in --out, the one of these models in this order."""
+    import report
+    from fer.sections import embedding_section
+
+    def scored(share):
+        return dict(agreement_features=share, per_class={"Happy": dict(features=0.8), "Fear": dict(features=0.3)},
+                    mixed_pairs=[["Fear", "Sad", 0.2]])
+
+    for stem, shares in (("embedding", {"cnn": 0.11}), ("embedding_cnn_vs_dnn", {"cnn": 0.55, "dnn": 0.25}),
+                         ("embedding_dnn_vs_cnn", {"dnn": 0.33, "cnn": 0.44})):
+        record = dict(faces=300, scored_on="validation: ...", neighbours=10, chance_agreement=0.17,
+                      models={name: scored(share) for name, share in shares.items()})
+        (tmp_path / f"{stem}.json").write_text(json.dumps(record))
+        (tmp_path / f"{stem}.png").write_bytes(b"")
+    files = report.found(tmp_path)["embedding"][0]
+    present = [("CNN", None, None, "models/cnn.keras"), ("DNN", None, None, "models/dnn.keras")]
+    blocks = []
+    embedding_section(present, files, None, blocks)
+    (_, title), (kind, text), (_, figure, _) = blocks
+    assert title.startswith("2c.") and kind == "p" and figure == tmp_path / "embedding_cnn_vs_dnn.png"
+    assert "the share of its own class is 55.0% in the CNN's and 25.0% in the DNN's features" in text
+    assert "The DNN's features keep the classes together less than the CNN's" in text
+    assert "Happy keeps together most (80%) and Fear least (30%); Fear and Sad mix most (20%" in text
+    blocks = []
+    embedding_section(present + [("DNN (other)", None, None, "other.keras")], files, None, blocks)
+    assert blocks[1] == ("missing", "the maps of the features (not made for these models)",
+                         "python embedding.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras "
+                         "--model other.keras")
