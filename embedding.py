@@ -25,7 +25,7 @@ import numpy as np
 from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
 from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agreement, grid_faces, hidden_features,
-                           label_places, mixed_pairs, neighbour_counts, tsne_map)
+                           label_places, mixed_pairs, nearest_others, neighbour_counts, shuffled_p, tsne_map)
 from fer.errors import InputError
 from fer.outputs import check_outputs
 
@@ -64,11 +64,13 @@ def map_model(path, x, y, args):
     features = hidden_features(model, x, path)
     predicted = inference.predict_probabilities([model], x).argmax(1)
     points = tsne_map(features, args.perplexity, args.seed)
-    in_features, on_map = (neighbour_counts(p, y, args.neighbours) for p in (features, points))
+    nearest = nearest_others(features, args.neighbours)
+    in_features, on_map = neighbour_counts(nearest, y), neighbour_counts(nearest_others(points, args.neighbours), y)
     by_class = class_agreement(on_map)
     return dict(points=points, predicted=predicted, seconds=time.perf_counter() - started,
                 record=dict(model=str(path), features=int(features.shape[1]), accuracy=float(np.mean(predicted == y)),
                             agreement_features=agreement(in_features), agreement_map=agreement(on_map),
+                            p_shuffled=shuffled_p(nearest, y, seed=args.seed),
                             per_class={c: dict(features=f, map=by_class[c])
                                        for c, f in class_agreement(in_features).items()},
                             mixed_pairs=mixed_pairs(in_features), neighbour_counts=in_features.tolist()))
@@ -79,7 +81,8 @@ def summary_words(name, result, chance, k):
     order = sorted(r["per_class"], key=lambda c: -r["per_class"][c]["features"])
     pairs = "; ".join(f"{a} and {b} {share:.0%}" for a, b, share in r["mixed_pairs"]) or "none"
     return (f"{name}: of each face's {k} nearest faces, {r['agreement_features']:.1%} share its class in its "
-            f"{r['features']} features and {r['agreement_map']:.1%} on the map (shuffled classes: {chance:.1%}); "
+            f"{r['features']} features and {r['agreement_map']:.1%} on the map (shuffled classes: {chance:.1%}, "
+            f"as high with p {'<=' if r['p_shuffled'] <= 0.001 else '='} {r['p_shuffled']:.3g}); "
             f"together most: {order[0]} {r['per_class'][order[0]]['features']:.0%}, least: {order[-1]} "
             f"{r['per_class'][order[-1]]['features']:.0%}; most mixed: {pairs} ({result['seconds']:.0f} s)")
 
@@ -102,8 +105,10 @@ def draw(results, faces, chance, k, path):
         for c, middle in zip(present, middles):
             scatter.text(*middle, CLASSES[c], ha="center", va="center", fontsize=10, weight="bold",
                          bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=plt.cm.tab10(c), alpha=0.85))
+        chance_words = f"no better than shuffled ({chance:.0%}, p = {r['p_shuffled']:.2f})" \
+            if r["p_shuffled"] >= 0.05 else f"shuffled classes {chance:.0%}"
         scatter.set_title(f"{name}: of {k} nearest faces, {r['agreement_features']:.0%} of its class\n"
-                          f"(shuffled classes {chance:.0%}; accuracy {r['accuracy']:.3f})", fontsize=11)
+                          f"({chance_words}; accuracy {r['accuracy']:.3f})", fontsize=11)
         gallery.scatter(*points.T, s=3, color="0.8", lw=0)
         for face, centre in grid_faces(points):
             picture = OffsetImage(faces.x[face], cmap="gray", norm=plt.Normalize(0, 255), zoom=0.85)

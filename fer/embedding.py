@@ -40,20 +40,38 @@ def tsne_map(features, perplexity=30.0, seed=0):
     return TSNE(2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(features)
 
 
-def neighbour_counts(points, labels, k=10):
-    """A classes x classes matrix: row c counts the classes of the k nearest other faces of every face of class c
-    (Euclidean distance). Its diagonal's share is how far the classes keep together."""
+def nearest_others(points, k=10):
+    """(faces, k) row numbers of each face's k nearest other faces (Euclidean), nearest first."""
     from sklearn.neighbors import NearestNeighbors
 
-    labels = np.asarray(labels)
-    if not 1 <= k < len(labels):
-        raise ValueError(f"k = {k} neighbours needs more than {k} faces (got {len(labels)})")
+    if not 1 <= k < len(points):
+        raise ValueError(f"k = {k} neighbours needs more than {k} faces (got {len(points)})")
     _, nearest = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    # a repeated face can stand before itself in the list: drop the face itself, not the first column
+    return np.array([row[row != face][:k] for face, row in enumerate(nearest)])
+
+
+def neighbour_counts(nearest, labels):
+    """A classes x classes matrix: row c counts the classes of the nearest other faces (nearest_others) of every
+    face of class c. Its diagonal's share is how far the classes keep together."""
+    labels = np.asarray(labels)
     counts = np.zeros((len(CLASSES), len(CLASSES)), np.int64)
-    for face, row in enumerate(nearest):
-        others = row[row != face][:k]  # a repeated face can stand before itself in the list
-        np.add.at(counts[labels[face]], labels[others], 1)
+    np.add.at(counts, (np.repeat(labels, nearest.shape[1]), labels[nearest].ravel()), 1)
     return counts
+
+
+def shuffled_p(nearest, labels, draws=999, seed=0):
+    """Could shuffled classes keep together as much? The permutation test's one-sided p-value: the share of `draws`
+    shufflings of the faces' classes whose agreement on the same neighbours is at least the real one's (the real
+    one counted among them, so never below 1 / (draws + 1))."""
+    labels = np.asarray(labels)
+    observed = np.mean(labels[nearest] == labels[:, None])
+    rng = np.random.default_rng(seed)
+    as_high = 0
+    for _ in range(draws):
+        shuffled = rng.permutation(labels)
+        as_high += np.mean(shuffled[nearest] == shuffled[:, None]) >= observed - 1e-12
+    return (1 + as_high) / (1 + draws)
 
 
 def agreement(counts):

@@ -88,12 +88,11 @@ def comparison_text(rows, val_rows):
 
 def embedding_text(rows, record):
     """rows: [(name, embedding.py's record of that model)], the CNN first; record: the whole file. How far each
-    network's features keep the classes together, by the share of each face's nearest faces of its class."""
-    (cnn, first), others = rows[0], rows[1:]
+    network's features keep the classes together, by the share of each face's nearest faces of its class, and
+    whether shuffled classes could do as well (the permutation test)."""
+    (cnn, first) = rows[0]
     shares = listing(f"{r['agreement_features']:.1%} in the {name}'s" for name, r in rows)
-    compared = "".join(f" The {name}'s features keep the classes together "
-                       f"{'less than' if r['agreement_features'] < first['agreement_features'] else 'as much as'} "
-                       f"the {cnn}'s." for name, r in others)
+    chance = [(name, r["p_shuffled"]) for name, r in rows if r.get("p_shuffled", 0) >= 0.05]
     by_class = {c: v["features"] for c, v in first["per_class"].items()}
     most, least = max(by_class, key=by_class.get), min(by_class, key=by_class.get)
     spread = (f"every class keeps together as much ({by_class[most]:.0%})" if by_class[most] == by_class[least] else
@@ -102,10 +101,13 @@ def embedding_text(rows, record):
     return (f"The features each network's output layer reads (its last hidden layer) were mapped by t-SNE on "
             f"{record['faces']:,} {record['scored_on'].split(':')[0]} faces. Of each face's {record['neighbours']} "
             f"nearest faces in those features, the share of its own class is {shares} features; shuffled classes "
-            f"would give {record['chance_agreement']:.1%}.{compared} In the {cnn}'s, {spread}"
-            + (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
-               if mixed else ".")
-            + " A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between them.")
+            f"would give {record['chance_agreement']:.1%}." +
+            "".join(f" The {name}'s share is no more than shuffled classes reach by chance (permutation test: "
+                    f"{p_words(p)}): its map is not a result." for name, p in chance) +
+            f" In the {cnn}'s, {spread}" +
+            (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
+             if mixed else ".") +
+            " A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between them.")
 
 
 def confusion_text(result, name):

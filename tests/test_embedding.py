@@ -8,7 +8,8 @@ import pytest
 from conftest import read_rows, refused, run_script
 from fer import CLASSES, inference
 from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agreement, grid_faces, hidden_features,
-                           label_places, mixed_pairs, neighbour_counts, tsne_map)
+                           label_places, mixed_pairs, nearest_others, neighbour_counts, shuffled_p,
+                           tsne_map)
 from fer.errors import InputError
 
 
@@ -30,11 +31,11 @@ def brute_force_agreement(points, labels, k):
 
 def test_neighbour_counts_agree_with_a_brute_force_count_and_see_separate_classes():
     points, labels = blobs()
-    counts = neighbour_counts(points, labels, k=5)
+    counts = neighbour_counts(nearest_others(points, 5), labels)
     assert counts.sum() == 5 * len(labels) and agreement(counts) == 1.0
     assert class_agreement(counts) == {CLASSES[c]: 1.0 for c in range(3)} and mixed_pairs(counts) == []
     shuffled = np.random.default_rng(1).permutation(labels)
-    counts = neighbour_counts(points, shuffled, k=5)
+    counts = neighbour_counts(nearest_others(points, 5), shuffled)
     assert agreement(counts) == pytest.approx(brute_force_agreement(points, shuffled, 5))
     assert agreement(counts) < 0.6
     a, b, share = mixed_pairs(counts, top=1)[0]
@@ -46,11 +47,11 @@ def test_a_repeated_face_never_counts_as_its_own_neighbour():
     # three copies of one face with three labels: the search lists a copy before the face itself for most of them
     points = np.array([[0.0, 0], [0, 0], [0, 0], [10, 10], [10, 10.5]])
     labels = np.array([0, 1, 2, 3, 3])
-    counts = neighbour_counts(points, labels, k=2)
+    counts = neighbour_counts(nearest_others(points, 2), labels)
     assert counts.sum() == 10 and counts[3, 3] == 2 and np.trace(counts[:3, :3]) == 0
     assert counts[:3, :3].sum() == 6  # each copy's two neighbours are the other two copies
     with pytest.raises(ValueError):
-        neighbour_counts(points, labels, k=5)
+        neighbour_counts(nearest_others(points, 5), labels)
 
 
 def test_chance_agreement_is_what_every_arrangement_scores_when_all_faces_are_neighbours():
@@ -58,9 +59,18 @@ def test_chance_agreement_is_what_every_arrangement_scores_when_all_faces_are_ne
     points = np.random.default_rng(2).normal(size=(len(labels), 3))
     for seed in range(3):
         shuffled = np.random.default_rng(seed).permutation(labels)
-        assert agreement(neighbour_counts(points, shuffled, k=len(labels) - 1)) == pytest.approx(
+        assert agreement(neighbour_counts(nearest_others(points, len(labels) - 1), shuffled)) == pytest.approx(
             chance_agreement(labels))
     assert chance_agreement(labels) == pytest.approx((3 * 2 + 2 * 1) / (7 * 6))
+
+
+def test_the_permutation_test_tells_kept_classes_from_shuffled_ones():
+    points, labels = blobs(groups=4, each=30)
+    nearest = nearest_others(points, 5)
+    assert shuffled_p(nearest, labels, draws=199) == 1 / 200  # no shuffling keeps the clusters' classes together
+    rng = np.random.default_rng(6)
+    p_values = [shuffled_p(nearest, rng.permutation(labels), draws=199, seed=k) for k in range(20)]
+    assert sum(p < 0.05 for p in p_values) <= 3 and np.mean(p_values) > 0.3  # random classes: about uniform
 
 
 def test_tsne_keeps_separate_groups_apart():
@@ -130,7 +140,7 @@ def test_embedding_script_maps_scores_and_records_each_model(trained, synthetic_
     assert record["faces"] == len(val) == len(rows) and (out / "embedding.png").stat().st_size > 20_000
     r = record["models"]["cnn"]
     # the synthetic classes are a drawn square the model learned: its features keep them apart
-    assert r["agreement_features"] > 0.9 and record["chance_agreement"] < 0.2
+    assert r["agreement_features"] > 0.9 and record["chance_agreement"] < 0.2 and r["p_shuffled"] == 1 / 1000
     predicted = inference.predict_probabilities([inference.load_model(model)], val.x).argmax(1)
     assert [row["predicted_cnn"] for row in rows] == [CLASSES[p] for p in predicted]
     assert [row["label"] for row in rows] == [CLASSES[y] for y in val.y]

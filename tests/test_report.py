@@ -154,8 +154,14 @@ def test_feature_maps_are_read_from_the_record_of_exactly_the_compared_models(tm
     (_, title), (kind, text), (_, figure, _) = blocks
     assert title.startswith("2c.") and kind == "p" and figure == tmp_path / "embedding_cnn_vs_dnn.png"
     assert "the share of its own class is 55.0% in the CNN's and 25.0% in the DNN's features" in text
-    assert "The DNN's features keep the classes together less than the CNN's" in text
     assert "Happy keeps together most (80%) and Fear least (30%); Fear and Sad mix most (20%" in text
+    record = json.loads((tmp_path / "embedding_cnn_vs_dnn.json").read_text())
+    record["models"]["dnn"]["p_shuffled"] = 0.2
+    (tmp_path / "embedding_cnn_vs_dnn.json").write_text(json.dumps(record))
+    blocks = []
+    embedding_section(present, files, None, blocks)
+    assert ("The DNN's share is no more than shuffled classes reach by chance (permutation test: p = 0.200): its map "
+            "is not a result." in blocks[1][1]) and "The CNN's share is no more" not in blocks[1][1]
     blocks = []
     embedding_section(present + [("DNN (other)", None, None, "other.keras")], files, None, blocks)
     assert blocks[1] == ("missing", "the maps of the features (not made for these models)",
