@@ -4,7 +4,8 @@ two dimensions by t-SNE and coloured by the true class, for validation faces (or
 
 Classes the network keeps apart form islands of one colour; classes it confuses share a shore. Since a map can
 mislead, each is also scored: the share of a face's --neighbours nearest other faces that carry its class, in the
-network's own features and on the map, beside what shuffled classes would score. With several --model flags (the
+network's own features and on the map, beside what shuffled classes would score, with a permutation test of
+whether shuffled classes could score as much on the same neighbours. With several --model flags (the
 CNN and a DNN of as many parameters) the maps stand side by side, each on the same faces.
 
 Writes, in --out: embedding.png (with several models embedding_A_vs_B.png), .json (the scores, per class too) and
@@ -36,7 +37,7 @@ def parse_args():
     parser.add_argument("--faces", type=cli.number(int, 20), default=3000,
                         help="faces drawn at random to map (default 3000; t-SNE's time grows faster than their count)")
     parser.add_argument("--perplexity", type=cli.number(float, 2, 100), default=30.0,
-                        help="t-SNE's effective number of neighbours per face (default 30)")
+                        help="t-SNE's effective number of neighbours per face, under a third of the faces (default 30)")
     parser.add_argument("--neighbours", type=cli.number(int, 1, 100), default=10,
                         help="nearest faces that score how far the classes keep together (default 10)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which faces, and t-SNE's start")
@@ -48,7 +49,8 @@ def output_stem(paths):
 
 
 def check_counts(args, count):
-    """t-SNE needs more faces than its perplexity, and the score more than its neighbours."""
+    """t-SNE needs a few times as many faces as its perplexity (scikit-learn: more than it; here three times, so that
+    each face has neighbours to spare), and the score more faces than its neighbours."""
     if count <= 3 * args.perplexity:
         raise InputError("--perplexity", f"{args.perplexity:g} needs more than {3 * args.perplexity:g} faces to "
                                          f"map; there are {count} (lower it, or map more --faces)")
