@@ -104,9 +104,9 @@ def embedding_text(rows, record):
             f"would give {record['chance_agreement']:.1%}." +
             "".join(f" The {name}'s share is no more than shuffled classes reach by chance (permutation test: "
                     f"{p_words(p)}): its map is not a result." for name, p in chance) +
-            f" In the {cnn}'s, {spread}" +
-            (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
-             if mixed else ".") +
+            ("" if first.get("p_shuffled", 0) >= 0.05 else f" In the {cnn}'s, {spread}" +
+             (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
+              if mixed else ".")) +
             " A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between them.")
 
 

@@ -162,6 +162,11 @@ def test_feature_maps_are_read_from_the_record_of_exactly_the_compared_models(tm
     embedding_section(present, files, None, blocks)
     assert ("The DNN's share is no more than shuffled classes reach by chance (permutation test: p = 0.200): its map "
             "is not a result." in blocks[1][1]) and "The CNN's share is no more" not in blocks[1][1]
+    record["models"]["cnn"]["p_shuffled"] = 0.4  # then what its classes do is no result either
+    (tmp_path / "embedding_cnn_vs_dnn.json").write_text(json.dumps(record))
+    blocks = []
+    embedding_section(present, files, None, blocks)
+    assert "The CNN's share is no more than" in blocks[1][1] and "keeps together most" not in blocks[1][1]
     blocks = []
     embedding_section(present + [("DNN (other)", None, None, "other.keras")], files, None, blocks)
     assert blocks[1] == ("missing", "the maps of the features (not made for these models)",
