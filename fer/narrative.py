@@ -98,16 +98,24 @@ def embedding_text(rows, record):
     spread = (f"every class keeps together as much ({by_class[most]:.0%})" if by_class[most] == by_class[least] else
               f"{most} keeps together most ({by_class[most]:.0%}) and {least} least ({by_class[least]:.0%})")
     mixed = first["mixed_pairs"][0] if first["mixed_pairs"] else None
-    return (f"The features each network's output layer reads (its last hidden layer) were mapped by t-SNE on "
-            f"{record['faces']:,} {record['scored_on'].split(':')[0]} faces. Of each face's {record['neighbours']} "
-            f"nearest faces in those features, the share of its own class is {shares} features; shuffled classes "
-            f"would give {record['chance_agreement']:.1%}." +
-            "".join(f" The {name}'s share is no more than shuffled classes reach by chance (permutation test: "
-                    f"{p_words(p)}): its map is not a result." for name, p in chance) +
-            ("" if first.get("p_shuffled", 0) >= 0.05 else f" In the {cnn}'s, {spread}" +
-             (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)."
-              if mixed else ".")) +
-            " A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between them.")
+    sentences = [f"The features each network's output layer reads (its last hidden layer) were mapped by t-SNE on "
+                 f"{record['faces']:,} {record['scored_on'].split(':')[0]} faces.",
+                 f"Of each face's {record['neighbours']} nearest faces in those features, the share of its own class "
+                 f"is {shares} features; shuffled classes would give {record['chance_agreement']:.1%}."]
+    if len(chance) == 1:
+        sentences.append(f"The {chance[0][0]}'s share is no more than shuffled classes reach by chance (permutation "
+                         f"test: {p_words(chance[0][1])}): its map is not a result.")
+    elif chance:
+        sentences.append(f"The shares of {listing(f'the {name}' for name, _ in chance)} are no more than shuffled "
+                         f"classes reach by chance (permutation test: {listing(p_words(p) for _, p in chance)}): "
+                         "their maps are not a result.")
+    if first.get("p_shuffled", 0) < 0.05:  # which classes keep together means something only above chance
+        mixing = (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)"
+                  if mixed else "")
+        sentences.append(f"In the {cnn}'s, {spread}{mixing}.")
+    sentences.append("A t-SNE map keeps who neighbours whom, not the sizes of its islands or the distances between "
+                     "them.")
+    return " ".join(sentences)
 
 
 def confusion_text(result, name):

@@ -166,7 +166,9 @@ def test_feature_maps_are_read_from_the_record_of_exactly_the_compared_models(tm
     (tmp_path / "embedding_cnn_vs_dnn.json").write_text(json.dumps(record))
     blocks = []
     embedding_section(present, files, None, blocks)
-    assert "The CNN's share is no more than" in blocks[1][1] and "keeps together most" not in blocks[1][1]
+    assert ("The shares of the CNN and the DNN are no more than shuffled classes reach by chance (permutation test: "
+            "p = 0.400 and p = 0.200): their maps are not a result." in blocks[1][1])
+    assert "keeps together most" not in blocks[1][1]
     blocks = []
     embedding_section(present + [("DNN (other)", None, None, "other.keras")], files, None, blocks)
     assert blocks[1] == ("missing", "the maps of the features (not made for these models)",
