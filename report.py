@@ -27,8 +27,8 @@ from fer.errors import InputError
 from fer.layers import layer_rows
 from fer.models import trainable_parameters
 from fer.outputs import check_folder
-from fer.sections import (ablation_section, confusion_section, embedding_section, filters_section, json_file,
-                          math_section, saliency_section, semi_section)
+from fer.sections import (ablation_section, confusion_section, embedding_section, figure_record, filters_section,
+                          json_file, math_section, saliency_section, semi_section)
 from fer.scores import learned, majority_share
 
 SAMPLE = Path("data/sample/train.csv.xz")
@@ -181,12 +181,11 @@ def comparison_section(runs, confusion, majority, val_rows, out, files, calibrat
 
 def calibration_paragraphs(present, files, blocks):
     """How far each model's probabilities can be trusted: calibration.py's record of exactly these, and its figure."""
-    drawn = {f: json.loads(f.read_text()) for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()}
-    made = [f for f, record in drawn.items() if record.get("models") == [str(path) for *_, path in present]]
-    if made:
-        scored = zip([name for name, *_ in present], drawn[made[0]]["columns"]["plain"].values())
+    figure, record = figure_record(files, lambda record: record.get("models") == [str(path) for *_, path in present])
+    if record:
+        scored = zip([name for name, *_ in present], record["columns"]["plain"].values())
         blocks += [para(narrative.calibration_text(scored)),
-                   image(made[0].with_suffix(".png"), "Accuracy at each confidence (the highest probability) on the "
+                   image(figure, "Accuracy at each confidence (the highest probability) on the "
                          "validation split, on the diagonal where calibrated; below, the share of faces at each")]
     else:
         models = " ".join(f"--model {shown_path(path)}" for *_, path in present)

@@ -15,6 +15,17 @@ def json_file(files, name=None):
     return json.loads(path.read_text()) if path else None
 
 
+def figure_record(files, wanted):
+    """(figure, record) of the first of a script's JSON records that has its PNG beside it and for which
+    wanted(record) holds, e.g. the record of exactly the compared models; (None, None) when there is none."""
+    for path in files:
+        if path.suffix == ".json" and path.with_suffix(".png").exists():
+            record = json.loads(path.read_text())
+            if wanted(record):
+                return path.with_suffix(".png"), record
+    return None, None
+
+
 def ablation_section(record, figure_path, blocks):
     blocks.append(heading("3. Batch normalization and augmentation (ablation)"))
     if record is None:
@@ -140,14 +151,12 @@ def embedding_section(present, files, error, blocks):
     of exactly these models, in this order, is shown."""
     blocks.append(heading("2c. Where each network puts the faces"))
     names = {Path(path).stem: name for name, *_, path in present}
-    drawn = {f: json.loads(f.read_text()) for f in files if f.suffix == ".json" and f.with_suffix(".png").exists()}
-    made = [f for f, record in drawn.items() if list(record.get("models", {})) == list(names)]
-    if not made or not present or present[0][0] != "CNN":
+    figure, record = figure_record(files, lambda record: list(record.get("models", {})) == list(names))
+    if not record or not present or present[0][0] != "CNN":
         models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
         blocks.append(missing(f"the maps of the features ({error or 'not made for these models'})",
                               f"python embedding.py --data data/train.csv {models}"))
         return
-    record = drawn[made[0]]
     blocks.append(para(narrative.embedding_text([(names[stem], r) for stem, r in record["models"].items()], record)))
-    blocks.append(image(made[0].with_suffix(".png"), "t-SNE maps of the features each network's output layer reads, "
+    blocks.append(image(figure, "t-SNE maps of the features each network's output layer reads, "
                                                      "coloured by true class; beside each, the faces at each place"))
