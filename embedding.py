@@ -29,6 +29,7 @@ from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agre
                            label_places, mixed_pairs, nearest_others, neighbour_counts, shuffled_p, tsne_map)
 from fer.errors import InputError
 from fer.outputs import check_outputs
+from fer.scores import SIGNIFICANCE
 
 
 def parse_args():
@@ -108,7 +109,7 @@ def draw(results, faces, chance, k, path):
             scatter.text(*middle, CLASSES[c], ha="center", va="center", fontsize=10, weight="bold",
                          bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=plt.cm.tab10(c), alpha=0.85))
         chance_words = f"no better than shuffled ({chance:.0%}, p = {r['p_shuffled']:.2f})" \
-            if r["p_shuffled"] >= 0.05 else f"shuffled classes {chance:.0%}"
+            if r["p_shuffled"] >= SIGNIFICANCE else f"shuffled classes {chance:.0%}"
         scatter.set_title(f"{name}: of {k} nearest faces, {r['agreement_features']:.0%} of its class\n"
                           f"({chance_words}; accuracy {r['accuracy']:.3f})", fontsize=11)
         gallery.scatter(*points.T, s=3, color="0.8", lw=0)

@@ -1,6 +1,6 @@
 """The report's words: each section opens with a few sentences written from its own numbers, so that what
 the text says is what the run measured. Every function takes results and returns plain sentences."""
-from .scores import LEARNED_MARGIN, learned, within_noise
+from .scores import LEARNED_MARGIN, SIGNIFICANCE, learned, within_noise
 
 
 def rounded(value, digits):
@@ -92,7 +92,7 @@ def embedding_text(rows, record):
     whether shuffled classes could do as well (the permutation test)."""
     (cnn, first) = rows[0]
     shares = listing(f"{r['agreement_features']:.1%} in the {name}'s" for name, r in rows)
-    chance = [(name, r["p_shuffled"]) for name, r in rows if r.get("p_shuffled", 0) >= 0.05]
+    chance = [(name, r["p_shuffled"]) for name, r in rows if r.get("p_shuffled", 0) >= SIGNIFICANCE]
     by_class = {c: v["features"] for c, v in first["per_class"].items()}
     most, least = max(by_class, key=by_class.get), min(by_class, key=by_class.get)
     spread = (f"every class keeps together as much ({by_class[most]:.0%})" if by_class[most] == by_class[least] else
@@ -109,7 +109,7 @@ def embedding_text(rows, record):
         sentences.append(f"The shares of {listing(f'the {name}' for name, _ in chance)} are no more than shuffled "
                          f"classes reach by chance (permutation test: {listing(p_words(p) for _, p in chance)}): "
                          "their maps are not a result.")
-    if first.get("p_shuffled", 0) < 0.05:  # which classes keep together means something only above chance
+    if first.get("p_shuffled", 0) < SIGNIFICANCE:  # which classes keep together means something only above chance
         mixing = (f"; {mixed[0]} and {mixed[1]} mix most ({mixed[2]:.0%} of their faces' neighbours are of the other)"
                   if mixed else "")
         sentences.append(f"In the {cnn}'s, {spread}{mixing}.")
