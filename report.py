@@ -4,9 +4,10 @@
 One section per homework question, built only from this project's outputs, each opening with sentences
 written from its own numbers: architectures (layers named by their place), training curves, the CNN
 against DNNs with as many parameters (recipes, curves, per-class F1, the difference of their confusion
-matrices, their calibration, where each puts the faces), the ablation, confusion matrices, saliency (every
-method side by side, on mistakes too, with faithfulness scores and the randomization check), filters and
-feature maps, LIME, semi-supervised learning, and the derivations as formulas with their numerical checks.
+matrices, their calibration, where each puts the faces, what corruptions each withstands), the ablation,
+confusion matrices, saliency (every method side by side, on mistakes too, with faithfulness scores and the
+randomization check), filters and feature maps, LIME, semi-supervised learning, and the derivations as
+formulas with their numerical checks.
 Cheap figures are regenerated from the models; the costly runs (ablation.py, semi_supervised.py) are read from
 their JSON, and anything missing is listed as missing, with the command that makes it. A run that does not clear
 the majority class is flagged "did not learn", never presented as a result.
@@ -28,7 +29,7 @@ from fer.layers import layer_rows
 from fer.models import trainable_parameters
 from fer.outputs import check_folder
 from fer.sections import (ablation_section, confusion_section, embedding_section, figure_record, filters_section,
-                          json_file, math_section, saliency_section, semi_section)
+                          json_file, math_section, robustness_section, saliency_section, semi_section)
 from fer.scores import learned, majority_share
 
 SAMPLE = Path("data/sample/train.csv.xz")
@@ -85,6 +86,7 @@ def regenerate(data, cnn_path, dnn_paths, out, faces):
                     "--out", out),
         "lime": ("lime_explain.py", "--data", data, "--model", cnn_path, "--out", out),
         "embedding": ("embedding.py", "--data", data, *models, "--faces", 2000, "--out", out),
+        "robustness": ("robustness.py", "--data", data, *models, "--faces", 1000, "--out", out),
     }
     print("regenerating figures:", flush=True)
     return {key: run_script(*job) for key, job in jobs.items()}
@@ -102,7 +104,8 @@ def found(out):
             "saliency": (sorted(out.glob("saliency*")), "not found"),
             "filters": (sorted([*out.glob("filters*"), *out.glob("feature_maps_*.png")], key=by_layer), "not found"),
             "lime": (sorted(out.glob("lime*.png")), "not found"),
-            "embedding": (sorted(out.glob("embedding*")), "not found")}
+            "embedding": (sorted(out.glob("embedding*")), "not found"),
+            "robustness": (sorted(out.glob("robustness*")), "not found")}
 
 
 # ----------------------------------------------------------------------------- sections
@@ -239,6 +242,7 @@ def main():
     comparison_section(runs, confusion, majority or 0, val_rows, out, confusion_files, regenerated["calibration"][0],
                        blocks)
     embedding_section([r for r in runs if r[1] is not None], *regenerated["embedding"], blocks)
+    robustness_section([r for r in runs if r[1] is not None], *regenerated["robustness"], blocks)
     ablation_section(json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").exists() else None,
                      out / "ablation.png", blocks)
     confusion_section(*regenerated["confusion"], cnn_summary, blocks)

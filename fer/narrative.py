@@ -118,6 +118,45 @@ def embedding_text(rows, record):
     return " ".join(sentences)
 
 
+def robustness_text(rows, record):
+    """rows: [(name, robustness.py's record of that model)], the CNN first; record: the whole file. What share of
+    its lead over the majority class each network keeps under each corruption, and where the CNN keeps more or
+    less than a DNN by more than resampling the faces explains (95% interval)."""
+    names = list(record["corruptions"])
+    sentences = [f"Each network was scored on the same {record['faces']:,} {record['scored_on'].split(':')[0]} faces, "
+                 f"{listing(names)} at five strengths each; a network's share kept is how much of its lead over the "
+                 f"majority class ({record['majority']:.3f}) survives, on average over the five."]
+    unlearned = [name for name, r in rows if not r["learned"]]
+    if unlearned:
+        sentences.append(f"{listing(f'The {name}' for name in unlearned)} did not clear the majority class, so what "
+                         f"{'it keeps is' if len(unlearned) == 1 else 'they keep is'} not a result.")
+    cnn, first = rows[0]
+    if not first["learned"]:
+        return " ".join(sentences)
+    kept = {name: first["corruptions"][name]["retained"] for name in names}
+    most, least = max(kept, key=kept.get), min(kept, key=kept.get)
+    sentences.append(f"The {cnn} keeps most under {most} ({kept[most]:.0%}) and least under {least} "
+                     f"({kept[least]:.0%}).")
+    for (name, r), stem in zip(rows[1:], list(record["models"])[1:]):
+        if not r["learned"]:
+            continue
+        compared = record["kept_first_minus"][stem]
+
+        def shares(which):
+            return listing(f"{n} ({kept[n]:.0%} against {r['corruptions'][n]['retained']:.0%})" for n in which)
+
+        more = [n for n in names if compared[n]["significant"] and compared[n]["difference"] > 0]
+        less = [n for n in names if compared[n]["significant"] and compared[n]["difference"] < 0]
+        same = [n for n in names if not compared[n]["significant"]]
+        parts = ([f"more under {shares(more)}"] if more else []) + ([f"less under {shares(less)}"] if less else [])
+        text = f"Against the {name}, the {cnn} keeps " + " and ".join(parts) if parts else \
+            f"The {cnn} and the {name} keep shares that resampling the faces cannot tell apart"
+        if same and parts:
+            text += f"; under {listing(same)} resampling the faces cannot tell them apart"
+        sentences.append(text + ".")
+    return " ".join(sentences)
+
+
 def confusion_text(result, name):
     pairs = result["most_confused"][:3]
     worst = min(result["per_class"].items(), key=lambda item: item[1]["f1"])

@@ -146,17 +146,47 @@ def math_section(blocks):
                          for name, against, error in results]))
 
 
+def record_of_these(present, files, error, script, what, blocks):
+    """(figure, record, names) of the record among `script`'s files of exactly the models in `present` (the CNN
+    first), in their order, with names mapping each file's stem to its name in the report; else None, after listing
+    `what` as missing with the command that makes it."""
+    names = {Path(path).stem: name for name, *_, path in present}
+    figure, record = figure_record(files, lambda record: list(record.get("models", {})) == list(names))
+    if record and present and present[0][0] == "CNN":
+        return figure, record, names
+    models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
+    blocks.append(missing(f"{what} ({error or 'not made for these models'})",
+                          f"python {script} --data data/train.csv {models}"))
+    return None
+
+
 def embedding_section(present, files, error, blocks):
     """present: [(name, model, summary, path)], the CNN first; files: embedding.py's outputs, among which the map
     of exactly these models, in this order, is shown."""
     blocks.append(heading("2c. Where each network puts the faces"))
-    names = {Path(path).stem: name for name, *_, path in present}
-    figure, record = figure_record(files, lambda record: list(record.get("models", {})) == list(names))
-    if not record or not present or present[0][0] != "CNN":
-        models = " ".join(f"--model {shown_path(path)}" for *_, path in present)
-        blocks.append(missing(f"the maps of the features ({error or 'not made for these models'})",
-                              f"python embedding.py --data data/train.csv {models}"))
+    found = record_of_these(present, files, error, "embedding.py", "the maps of the features", blocks)
+    if found:
+        figure, record, names = found
+        blocks.append(para(narrative.embedding_text([(names[stem], r) for stem, r in record["models"].items()],
+                                                    record)))
+        blocks.append(image(figure, "t-SNE maps of the features each network's output layer reads, coloured by true "
+                                    "class; beside each, the faces at each place"))
+
+
+def robustness_section(present, files, error, blocks):
+    """present: [(name, model, summary, path)], the CNN first; files: robustness.py's outputs, among which the
+    record of exactly these models, in this order, is shown."""
+    blocks.append(heading("2d. What each network withstands"))
+    found = record_of_these(present, files, error, "robustness.py", "the corrupted faces' scores", blocks)
+    if not found:
         return
-    blocks.append(para(narrative.embedding_text([(names[stem], r) for stem, r in record["models"].items()], record)))
-    blocks.append(image(figure, "t-SNE maps of the features each network's output layer reads, "
-                                                     "coloured by true class; beside each, the faces at each place"))
+    figure, record, names = found
+    rows = [(names[stem], r) for stem, r in record["models"].items()]
+    blocks.append(para(narrative.robustness_text(rows, record)))
+    blocks.append(table(["corruption"] + [f"{name}: accuracy clean -> strongest, share kept" for name, _ in rows],
+                        [(corruption, *(f"{r['corruptions'][corruption]['accuracy'][0]:.3f} -> "
+                                        f"{r['corruptions'][corruption]['accuracy'][-1]:.3f}, "
+                                        f"{r['corruptions'][corruption]['retained']:.0%}" for _, r in rows))
+                         for corruption in record["corruptions"]]))
+    blocks.append(image(figure, "One face at each strength of each corruption; each network's accuracy against "
+                                "the strength, with its 95% interval and the majority-class line"))

@@ -29,6 +29,7 @@ def test_models_that_are_not_fer_classifiers_are_refused_everywhere(kind, make, 
             ("confusion.py", "--model", bad, "--data", synthetic_files["train"], "--out", tmp_path / "figs"),
             ("calibration.py", "--model", bad, "--data", synthetic_files["train"], "--out", tmp_path / "figs"),
             ("embedding.py", "--model", bad, "--data", synthetic_files["train"], "--out", tmp_path / "figs"),
+            ("robustness.py", "--model", bad, "--data", synthetic_files["train"], "--out", tmp_path / "figs"),
             ("train_cnn.py", "--train", synthetic_files["train"], *QUICK, "--teacher", bad, "--val-fraction", "0",
              "--model", tmp_path / "student.keras", "--figures", tmp_path / "figs")]
     for script, *args in runs:

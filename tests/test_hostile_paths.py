@@ -78,8 +78,9 @@ def test_a_figures_folder_that_is_a_file_is_refused_before_training(synthetic_fi
     assert line == "error: /dev/null: exists and is not a folder"
     line = refused(capsys, "calibration.py", "--data", synthetic_files["train"], "--out", tmp_path / "figures")
     assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
-    line = refused(capsys, "embedding.py", "--data", synthetic_files["train"], "--out", tmp_path / "figures")
-    assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder"
+    for script in ("embedding.py", "robustness.py"):
+        line = refused(capsys, script, "--data", synthetic_files["train"], "--out", tmp_path / "figures")
+        assert line == f"error: {tmp_path / 'figures'}: is a file, not a folder", script
     # with the default models too, whose note would be a second line on stderr before the refusal
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not decoded before the outputs are checked")

@@ -28,8 +28,8 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     assert status == 0
     md = (out / "report.md").read_text()
     for section in ("1. The CNN", "2. The DNN", "2b. CNN vs DNN", "2c. Where each network puts",
-                    "3. Batch normalization", "4. Confusion matrix", "5. Saliency", "6. Filter patterns", "7. LIME",
-                    "8. Semi-supervised", "9. The math"):
+                    "2d. What each network withstands", "3. Batch normalization", "4. Confusion matrix",
+                    "5. Saliency", "6. Filter patterns", "7. LIME", "8. Semi-supervised", "9. The math"):
         assert f"## {section}" in md, section
     # what exists is shown, what doesn't is listed as missing with the command that makes it
     assert "| BN + augmentation | yes | yes | 0.002 | 0.5000 | 2 | 0.6000 |" in md
@@ -53,7 +53,10 @@ def test_report_from_one_trained_model(trained, synthetic_files, tmp_path, capsy
     names = {name.split("/")[-1] for name in linked}
     assert {"saliency_grid.png", "saliency_faithfulness.png", "saliency_sanity.png",
             "saliency_class_means.png", "lime.png", "report_cnn_history.png", "calibration_cnn_vs_dnn.png",
-            "embedding_cnn_vs_dnn.png"} <= names
+            "embedding_cnn_vs_dnn.png", "robustness_cnn_vs_dnn.png"} <= names
+    shift = json.loads((out / "robustness_cnn_vs_dnn.json").read_text())["models"]["cnn"]["corruptions"]["shift"]
+    assert (f"| shift | {shift['accuracy'][0]:.3f} -> {shift['accuracy'][-1]:.3f}, {shift['retained']:.0%} |"
+            in md.split("## 2d.")[1])
     mapped = json.loads((out / "embedding_cnn_vs_dnn.json").read_text())["models"]
     assert (f"the share of its own class is {mapped['cnn']['agreement_features']:.1%} in the CNN's and "
             f"{mapped['dnn']['agreement_features']:.1%} in the DNN's features" in md)
@@ -174,3 +177,52 @@ def test_feature_maps_are_read_from_the_record_of_exactly_the_compared_models(tm
     assert blocks[1] == ("missing", "the maps of the features (not made for these models)",
                          "python embedding.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras "
                          "--model other.keras")
+
+
+def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_models(tmp_path):
+    """As the maps: among robustness.py's records in --out, the one of these models in this order; its words say
+    where the CNN keeps more, where less, where resampling cannot tell, and never compare a model that did not learn."""
+    import report
+    from fer.sections import robustness_section
+
+    def scored(kept, learned=True):
+        return dict(learned=learned, corruptions={name: dict(accuracy=[0.68, 0.6, 0.5, 0.45, 0.4, 0.3], retained=share)
+                                                  for name, share in kept.items()})
+
+    def verdict(difference, significant):
+        return dict(difference=difference, interval=[difference - 0.05, difference + 0.05], significant=significant)
+
+    cnn = {"shift": 0.97, "blur": 0.33, "contrast": 0.55}
+    for stem, models in (("robustness", {"cnn": scored(cnn)}),
+                         ("robustness_cnn_vs_dnn", {"cnn": scored(cnn),
+                                                    "dnn": scored({"shift": 0.55, "blur": 0.93, "contrast": 0.6})}),
+                         ("robustness_dnn_vs_cnn", {"dnn": scored(cnn), "cnn": scored(cnn)})):
+        record = dict(faces=1000, scored_on="validation: ...", majority=0.251,
+                      corruptions={name: {} for name in cnn}, models=models,
+                      kept_first_minus={"dnn": {"shift": verdict(0.42, True), "blur": verdict(-0.6, True),
+                                                "contrast": verdict(-0.05, False)}} if "dnn" in models else {})
+        (tmp_path / f"{stem}.json").write_text(json.dumps(record))
+        (tmp_path / f"{stem}.png").write_bytes(b"")
+    files = report.found(tmp_path)["robustness"][0]
+    present = [("CNN", None, None, "models/cnn.keras"), ("DNN", None, None, "models/dnn.keras")]
+    blocks = []
+    robustness_section(present, files, None, blocks)
+    (_, title), (kind, text), (_, header, rows), (_, figure, _) = blocks
+    assert title.startswith("2d.") and kind == "p" and figure == tmp_path / "robustness_cnn_vs_dnn.png"
+    assert "the same 1,000 validation faces, shift, blur and contrast at five strengths" in text
+    assert "The CNN keeps most under shift (97%) and least under blur (33%)." in text
+    assert ("Against the DNN, the CNN keeps more under shift (97% against 55%) and less under blur (33% against 93%); "
+            "under contrast resampling the faces cannot tell them apart." in text)
+    assert rows[0] == ("shift", "0.680 -> 0.300, 97%", "0.680 -> 0.300, 55%") and len(header) == 3
+    record = json.loads((tmp_path / "robustness_cnn_vs_dnn.json").read_text())
+    record["models"]["dnn"]["learned"] = False
+    (tmp_path / "robustness_cnn_vs_dnn.json").write_text(json.dumps(record))
+    blocks = []
+    robustness_section(present, files, None, blocks)
+    assert "The DNN did not clear the majority class, so what it keeps is not a result." in blocks[1][1]
+    assert "Against the DNN" not in blocks[1][1] and "The CNN keeps most under shift" in blocks[1][1]
+    blocks = []
+    robustness_section(present + [("DNN (other)", None, None, "other.keras")], files, None, blocks)
+    assert blocks[1] == ("missing", "the corrupted faces' scores (not made for these models)",
+                         "python robustness.py --data data/train.csv --model models/cnn.keras --model "
+                         "models/dnn.keras --model other.keras")
