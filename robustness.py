@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer import cli, inference, records
+from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
-from fer.corruptions import CORRUPTIONS, corrupted, retained, retained_difference, right_under
+from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference
 from fer.embedding import chosen_faces
 from fer.errors import InputError
 from fer.outputs import check_outputs
@@ -48,26 +48,35 @@ def output_stem(paths):
     return "robustness" if len(paths) == 1 else "robustness_" + "_vs_".join(Path(p).stem for p in paths)
 
 
-def model_record(path, right, majority):
-    """One model's accuracies under each corruption, with their intervals and the share of its lead kept."""
+def model_record(path, answers, y, majority):
+    """One model's accuracies under each corruption, with their intervals, the share of its lead kept, and the
+    classes it answers at the strongest level (where a network breaks, it often falls back on one or two)."""
+    right = {name: levels == y for name, levels in answers.items()}
     clean = float(next(iter(right.values()))[0].mean())
     scores = {}
     for name, levels in right.items():
         counts = levels.sum(1)
+        strongest = np.bincount(answers[name][-1], minlength=len(CLASSES)) / len(y)
         scores[name] = dict(accuracy=[float(c / levels.shape[1]) for c in counts],
                             interval=[list(accuracy_interval(int(c), levels.shape[1])) for c in counts],
-                            retained=retained(levels, majority))
+                            retained=retained(levels, majority),
+                            answers_at_strongest={c: float(v) for c, v in zip(CLASSES, strongest)})
     return dict(model=str(path), clean_accuracy=clean, learned=learned(clean, majority), corruptions=scores)
 
 
 def summary_words(name, records_by_model):
-    """One line per corruption: each model's accuracy from clean to the strongest level, and the share kept."""
+    """One line per corruption: each model's accuracy from clean to the strongest level, the share kept, and the
+    class it answers most at the strongest."""
     unit = CORRUPTIONS[name].unit
     levels = CORRUPTIONS[name].levels
-    shown = "; ".join(f"{model} {r['corruptions'][name]['accuracy'][0]:.3f} -> "
-                      f"{r['corruptions'][name]['accuracy'][-1]:.3f}, keeps {r['corruptions'][name]['retained']:.0%}"
-                      for model, r in records_by_model.items())
-    return f"{name} ({unit} {levels[1]:g} to {levels[-1]:g}): {shown}"
+    shown = []
+    for model, r in records_by_model.items():
+        scores = r["corruptions"][name]
+        answers = scores["answers_at_strongest"]
+        commonest = max(answers, key=answers.get)
+        shown.append(f"{model} {scores['accuracy'][0]:.3f} -> {scores['accuracy'][-1]:.3f}, keeps "
+                     f"{scores['retained']:.0%}, answers {commonest} {answers[commonest]:.0%}")
+    return f"{name} ({unit} {levels[1]:g} to {levels[-1]:g}): {'; '.join(shown)}"
 
 
 def draw(record, example, path):
@@ -149,14 +158,17 @@ def main():
     print(f"scoring {len(paths)} model(s) on {len(faces):,} of the {what} faces ({note}) under "
           f"{len(names)} corruption(s), 5 levels each", flush=True)
     started = time.perf_counter()
-    right = right_under([lambda x, m=m: inference.predict_probabilities([m], x) for m in models], faces.x, faces.y,
-                        names, args.seed, progress=lambda name, level: print(f"  {name} {level:g}", flush=True))
+    answers = predictions_under([lambda x, m=m: inference.predict_probabilities([m], x) for m in models], faces.x,
+                                names, args.seed, progress=lambda name, level: print(f"  {name} {level:g}", flush=True))
+    right = {name: [a == faces.y for a in answers[name]] for name in names}
     majority = majority_share(faces.y)
     stems = [Path(p).stem for p in paths]
     record = dict(faces=len(faces), scored_on=f"{what}: {note} of {args.test or args.data}", seed=args.seed,
                   majority=majority, corruptions={n: dict(levels=list(CORRUPTIONS[n].levels), unit=CORRUPTIONS[n].unit)
                                                   for n in names},
-                  models={s: model_record(p, {n: right[n][k] for n in names}, majority)
+                  truth={c: float(v) for c, v in zip(CLASSES, np.bincount(faces.y, minlength=len(CLASSES))
+                                                     / len(faces))},
+                  models={s: model_record(p, {n: answers[n][k] for n in names}, faces.y, majority)
                           for k, (s, p) in enumerate(zip(stems, paths))},
                   kept_first_minus={s: {n: retained_difference(right[n][0], right[n][k], faces.y, seed=args.seed)
                                         for n in names} for k, s in enumerate(stems) if k > 0})

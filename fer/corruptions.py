@@ -84,23 +84,22 @@ def corrupted(x, name, level, seed=0):
     return np.clip(corruption.corrupt(x, level, rng), 0, 255).astype(np.float32)
 
 
-def right_under(predictors, x, y, names, seed=0, progress=None):
-    """{name: [(levels, faces) bool per predictor]}: whether each predictor (a function from faces to class
-    probabilities) gets each face right at each level of each corruption. The clean faces are predicted once, and
+def predictions_under(predictors, x, names, seed=0, progress=None):
+    """{name: [(levels, faces) class numbers per predictor]}: what each predictor (a function from faces to class
+    probabilities) answers for each face at each level of each corruption. The clean faces are predicted once, and
     every predictor sees the same corrupted faces. progress(name, level) after each level."""
-    y = np.asarray(y)
-    clean = [predict(np.asarray(x, np.float32)).argmax(1) == y for predict in predictors]
-    right = {}
+    clean = [predict(np.asarray(x, np.float32)).argmax(1) for predict in predictors]
+    answers = {}
     for name in names:
         rows = [[c] for c in clean]
         for level in CORRUPTIONS[name].levels[1:]:
             faces = corrupted(x, name, level, seed)
             for k, predict in enumerate(predictors):
-                rows[k].append(predict(faces).argmax(1) == y)
+                rows[k].append(predict(faces).argmax(1))
             if progress:
                 progress(name, level)
-        right[name] = [np.array(r) for r in rows]
-    return right
+        answers[name] = [np.array(r) for r in rows]
+    return answers
 
 
 def retained(right, majority):

@@ -135,8 +135,12 @@ def robustness_text(rows, record):
         return " ".join(sentences)
     kept = {name: first["corruptions"][name]["retained"] for name in names}
     most, least = max(kept, key=kept.get), min(kept, key=kept.get)
+    answers = first["corruptions"][least].get("answers_at_strongest")
+    fallback = max(answers, key=answers.get) if answers else None
     sentences.append(f"The {cnn} keeps most under {most} ({kept[most]:.0%}) and least under {least} "
-                     f"({kept[least]:.0%}).")
+                     f"({kept[least]:.0%})" + (f"; at its strongest {least} it answers {fallback} for "
+                                               f"{answers[fallback]:.0%} of the faces, of which "
+                                               f"{record['truth'][fallback]:.0%} are" if fallback else "") + ".")
     for (name, r), stem in zip(rows[1:], list(record["models"])[1:]):
         if not r["learned"]:
             continue

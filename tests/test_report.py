@@ -186,7 +186,8 @@ def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_mode
     from fer.sections import robustness_section
 
     def scored(kept, learned=True):
-        return dict(learned=learned, corruptions={name: dict(accuracy=[0.68, 0.6, 0.5, 0.45, 0.4, 0.3], retained=share)
+        return dict(learned=learned, corruptions={name: dict(accuracy=[0.68, 0.6, 0.5, 0.45, 0.4, 0.3], retained=share,
+                                                             answers_at_strongest={"Sad": 0.4, "Happy": 0.6 - share})
                                                   for name, share in kept.items()})
 
     def verdict(difference, significant):
@@ -197,7 +198,7 @@ def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_mode
                          ("robustness_cnn_vs_dnn", {"cnn": scored(cnn),
                                                     "dnn": scored({"shift": 0.55, "blur": 0.93, "contrast": 0.6})}),
                          ("robustness_dnn_vs_cnn", {"dnn": scored(cnn), "cnn": scored(cnn)})):
-        record = dict(faces=1000, scored_on="validation: ...", majority=0.251,
+        record = dict(faces=1000, scored_on="validation: ...", majority=0.251, truth={"Sad": 0.17, "Happy": 0.25},
                       corruptions={name: {} for name in cnn}, models=models,
                       kept_first_minus={"dnn": {"shift": verdict(0.42, True), "blur": verdict(-0.6, True),
                                                 "contrast": verdict(-0.05, False)}} if "dnn" in models else {})
@@ -210,7 +211,8 @@ def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_mode
     (_, title), (kind, text), (_, header, rows), (_, figure, _) = blocks
     assert title.startswith("2d.") and kind == "p" and figure == tmp_path / "robustness_cnn_vs_dnn.png"
     assert "the same 1,000 validation faces, shift, blur and contrast at five strengths" in text
-    assert "The CNN keeps most under shift (97%) and least under blur (33%)." in text
+    assert ("The CNN keeps most under shift (97%) and least under blur (33%); at its strongest blur it answers Sad for "
+            "40% of the faces, of which 17% are." in text)
     assert ("Against the DNN, the CNN keeps more under shift (97% against 55%) and less under blur (33% against 93%); "
             "under contrast resampling the faces cannot tell them apart." in text)
     assert rows[0] == ("shift", "0.680 -> 0.300, 97%", "0.680 -> 0.300, 55%") and len(header) == 3

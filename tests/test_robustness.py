@@ -8,7 +8,7 @@ import pytest
 
 from conftest import disturbed_copy, read_rows, refused, run_script
 from fer import inference
-from fer.corruptions import CORRUPTIONS, corrupted, retained, retained_difference, right_under
+from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference
 
 RANDOM = ("shift", "rotation", "noise", "occlusion")  # those that draw something for each face
 
@@ -157,9 +157,9 @@ def test_a_network_that_pools_over_places_withstands_shifts_that_a_place_bound_o
     x = rng.normal(100, 4, (210, 48, 48)).astype(np.float32)
     x[:, 21:28, 21:28] += 120 * patterns[y]
     models = pattern_models(patterns)
-    right = right_under([lambda faces, m=m: m.predict(faces[..., None], verbose=0) for m in models], x, y,
-                        ["shift"])
-    bound, pooled = right["shift"]
+    answers = predictions_under([lambda faces, m=m: m.predict(faces[..., None], verbose=0) for m in models], x,
+                                ["shift"])
+    bound, pooled = (a == y for a in answers["shift"])
     assert bound[0].mean() == 1 and pooled[0].mean() == 1  # both read the clean faces perfectly
     majority = np.bincount(y).max() / len(y)
     assert retained(pooled, majority) > 0.9 and retained(bound, majority) < 0.3
@@ -191,6 +191,12 @@ def test_robustness_script_scores_each_model_on_the_same_faces(trained, syntheti
         mine = [row for row in rows if row["model"] == stem and row["corruption"] == "shift"]
         assert [float(row["accuracy"]) for row in mine] == pytest.approx(shift["accuracy"], abs=1e-4)
         assert [row["level"] for row in mine] == ["0", "2", "4", "6", "8", "10"]
+        # every model saw the same shifted faces, the ones the seed draws: what it answers there is what it answers
+        strongest = inference.predict_probabilities([inference.load_model(path)],
+                                                    corrupted(val.x, "shift", 10, seed=0)).argmax(1)
+        assert np.mean(strongest == val.y) == pytest.approx(shift["accuracy"][-1])
+        shares = np.bincount(strongest, minlength=7) / len(val)
+        assert list(shift["answers_at_strongest"].values()) == pytest.approx(shares)
     # the synthetic class is where a bright square sits: moving it 10 pixels takes it towards another class's place,
     # while noise leaves a square 120 grey levels bright easy to see
     trained_model = record["models"]["cnn"]["corruptions"]
