@@ -58,9 +58,10 @@ def variant_paths(name, args):
 
 
 def run_variant(name, batchnorm, augment, args, data, base):
-    # No augmentation means no erasing either, and so no tail that turns them off.
+    # No augmentation means no erasing, blur or noise either, and so no tail that turns them off.
     settings = frozen(without_idle_tail({**base, "batchnorm": batchnorm, "augment": "affine" if augment else "none",
                                          "erase": base["erase"] if augment else 0.0,
+                                         "degrade": base["degrade"] if augment else 0.0,
                                          "lr": base["lr"] if batchnorm else args.no_bn_lr}))
     paths = variant_paths(name, args)
     done = None if args.fresh else records.finished_run(paths, settings, data)

@@ -47,7 +47,7 @@ def main():
     keras.utils.set_random_seed(settings["seed"])
     widths = match_widths(target, args.depth)
     model = build_dnn(widths, data["mean"], data["variance"], settings["augment"], settings["dropout"],
-                      settings["seed"], settings["augment_scale"], settings["erase"])
+                      settings["seed"], settings["augment_scale"], settings["erase"], settings["degrade"])
     count = trainable_parameters(model)
     assert count == dnn_parameters(widths), (count, dnn_parameters(widths))
     if abs(count - target) > 0.01 * target:

@@ -14,6 +14,7 @@ angle in degrees, so 0.2 is a very small shear.
 
 `RandomErasing` (Zhong et al. 2017) covers one random rectangle of a share of
 the images with noise, so the network cannot rely on any one part of the face.
+`RandomDegrade` blurs and noises a share of the images, as poorer cameras do.
 `MixupBatches` (Zhang et al. 2018) blends pairs of training images and their
 labels; it mixes labels, so it feeds fit() instead of living in the model.
 
@@ -73,8 +74,8 @@ class CleanTail(keras.callbacks.Callback):
         clean = self.progress(epoch) >= 1 - self.tail
         if clean and not self.clean:
             faces = "--tta's zoom views" if self.views else "no warps"
-            print(f"epoch {epoch + 1}: the clean tail begins, {faces} and no erasing from here on (flips stay)",
-                  flush=True)
+            print(f"epoch {epoch + 1}: the clean tail begins, {faces} and no erasing, blur or noise from here on "
+                  "(flips stay)", flush=True)
         self.clean = clean
         for layer in self.model.layers:
             if isinstance(layer, ScheduledAugmentation):
@@ -210,6 +211,51 @@ class RandomErasing(ScheduledAugmentation):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "area": list(self.area), "aspect": list(self.aspect),
                 "value_range": list(self.value_range), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomDegrade(ScheduledAugmentation):
+    """With probability `rate`, blur an image part of the way (a share drawn uniformly) towards its Gaussian blur
+    of `blur` pixels, and add Gaussian noise whose deviation is drawn uniformly up to `noise` grey levels: the
+    faces of poorer cameras, which a network trained only on sharp faces reads badly (robustness.py). It runs on
+    raw 0-255 pixels, before normalization, and keeps them within that range."""
+
+    def __init__(self, rate=0.5, blur=2.0, noise=20.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate <= 1 or blur <= 0 or noise < 0:
+            raise ValueError(f"degrading needs a rate within 0-1, a blur above 0 and noise >= 0; got {rate}, {blur}, "
+                             f"{noise}")
+        self.rate, self.blur, self.noise, self.seed = float(rate), float(blur), float(noise), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.radius = max(1, int(4 * self.blur + 0.5))  # as scipy.ndimage.gaussian_filter truncates it
+        taps = np.arange(-self.radius, self.radius + 1)
+        gauss = np.exp(-taps ** 2 / (2 * self.blur ** 2))
+        self.kernel = (np.outer(gauss, gauss) / gauss.sum() ** 2)[:, :, None, None].astype("float32")
+
+    def blurred(self, images):
+        """Each image under the full Gaussian blur, its border mirrored (a padding of zeros would darken it)."""
+        r = self.radius
+        padded = ops.pad(images, [[0, 0], [r, r], [r, r], [0, 0]], mode="symmetric")
+        return ops.conv(padded, ops.convert_to_tensor(self.kernel), padding="valid")
+
+    def call(self, images, training=None):
+        if not training or self.rate == 0:
+            return images
+        shape = ops.shape(images)
+
+        def uniform(low, high):
+            return keras.random.uniform((shape[0], 1, 1, 1), low, high, seed=self.seed_generator)
+
+        chosen = ops.cast(uniform(0, 1) < self.rate * ops.cast(self.strength, "float32"), "float32")
+        out = images + uniform(0, 1) * chosen * (self.blurred(images) - images)
+        out = out + uniform(0, self.noise) * chosen * keras.random.normal(shape, seed=self.seed_generator)
+        return ops.clip(out, 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "blur": self.blur, "noise": self.noise, "seed": self.seed}
 
 
 class MixupBatches(ShuffledBatches):

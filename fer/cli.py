@@ -179,10 +179,13 @@ def add_run_flags(parser, variants=False):
     run.add_argument("--erase", type=number(float, 0, 1), metavar="P",
                      help="random erasing: share of training images with one rectangle (2-33%% of the face) "
                           "replaced by noise (0 = off; cpu preset 0.25, gpu preset 0.5)")
+    run.add_argument("--degrade", type=number(float, 0, 1), metavar="P",
+                     help="share of training images blurred (part way to 2 pixels) and noised (up to 20 grey "
+                          "levels), as poorer cameras do: robustness.py shows what it buys (0 = off, the default)")
     run.add_argument("--clean-tail", type=number(float, 0, 1, below=True), metavar="SHARE",
-                     help="train the last SHARE of the run on the faces as they are: no warps or erasing, flips "
-                          "stay (0 = off; cpu preset 0.15, on --tta's views); better plain predictions, less gain from "
-                          "--tta's zooms")
+                     help="train the last SHARE of the run on the faces as they are: no warps, erasing, blur or "
+                          "noise, flips stay (0 = off; cpu preset 0.15, on --tta's views); better plain predictions, "
+                          "less gain from --tta's zooms")
     run.add_argument("--tail-views", action=argparse.BooleanOptionalAction, default=None,
                      help="in the clean tail, train on --tta's views instead: each face zoomed by 1, 0.85 or 1.15 "
                           "at random, so the zooms of --tta keep their gain (the cpu preset's)")

@@ -10,13 +10,13 @@ import numpy as np
 from . import CLASSES, IMAGE_SIZE, PROBABILITY_COLUMNS, backend, quiet_native_stderr
 from .atomic import write_text
 # importing fer.augment registers the training-only layers that saved models name
-from .augment import TTA_DEFAULT, TTA_ZOOMS, RandomAffine, RandomErasing, tta_views
+from .augment import TTA_DEFAULT, TTA_ZOOMS, RandomAffine, RandomDegrade, RandomErasing, tta_views
 from .calibration import with_temperature
 from .data import as_input, load_faces, test_rows
 from .errors import InputError
 
 
-TRAINING_ONLY = {RandomAffine.__name__, RandomErasing.__name__}
+TRAINING_ONLY = {RandomAffine.__name__, RandomErasing.__name__, RandomDegrade.__name__}
 
 
 def model_file(path, flag="--model"):

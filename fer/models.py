@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from . import CLASSES, IMAGE_SIZE
-from .augment import RandomAffine, RandomErasing
+from .augment import RandomAffine, RandomDegrade, RandomErasing
 
 ARCHITECTURES = {}
 DROPOUT = 0.4  # --dropout: a CNN's before its classifier, the DNN's after each hidden layer
@@ -103,14 +103,16 @@ def report4(x, width=1.0, dropout=DROPOUT, norm=BatchNorm):
     return layers.Dropout(dropout)(x)
 
 
-PREPROCESSING_LAYERS = ("augment", "erase", "normalize")  # the names preprocessing() gives its layers
+PREPROCESSING_LAYERS = ("augment", "erase", "degrade", "normalize")  # the names preprocessing() gives its layers
 
 
-def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0, erase=0.0):
-    """Raw pixels -> (augmented) -> (erased) -> standardized. `mean=None` leaves pixels as 0-255.
+def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0, erase=0.0, degrade=0.0):
+    """Raw pixels -> (augmented) -> (erased) -> (blurred and noised) -> standardized. `mean=None` leaves pixels as
+    0-255.
 
     augment_scale shrinks the reports' ranges (1.0 = rotation 30, shift 0.2, zoom 0.8-1.2, shear 0.2).
     erase: the share of training images with one rectangle replaced by noise (0 = no layer).
+    degrade: the share of training images blurred and noised (0 = no layer).
     """
     x = inputs
     if augment == "affine":
@@ -119,6 +121,8 @@ def preprocessing(inputs, mean, variance, augment, seed, augment_scale=1.0, eras
                          name="augment")(x)
     if erase:
         x = RandomErasing(erase, seed=None if seed is None else seed + 1, name="erase")(x)
+    if degrade:
+        x = RandomDegrade(degrade, seed=None if seed is None else seed + 2, name="degrade")(x)
     if mean is not None:
         x = layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
     return x
@@ -130,11 +134,11 @@ def classifier_head(x):
 
 
 def build_cnn(arch="vgg", mean=None, variance=None, augment="affine", width=1.0, dropout=DROPOUT, seed=0,
-              augment_scale=1.0, batchnorm=True, erase=0.0):
+              augment_scale=1.0, batchnorm=True, erase=0.0, degrade=0.0):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase)
+    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase, degrade)
     x = ARCHITECTURES[arch](x, width=width, dropout=dropout, norm=BatchNorm if batchnorm else None)
     return keras.Model(inputs, classifier_head(x), name=f"cnn_{arch}")
 
@@ -179,9 +183,9 @@ def match_widths(target, depth=3):
 
 
 def build_dnn(widths, mean=None, variance=None, augment="affine", dropout=DROPOUT, seed=0, augment_scale=1.0,
-              erase=0.0):
+              erase=0.0, degrade=0.0):
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase)
+    x = preprocessing(inputs, mean, variance, augment, seed, augment_scale, erase, degrade)
     x = layers.Flatten()(x)
     for w in widths:
         x = layers.Dense(w)(x)

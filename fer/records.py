@@ -225,6 +225,8 @@ def augmentation_words(settings):
              [f"{settings.get('augment')} x{settings.get('augment_scale')}"])
     if settings.get("erase"):
         words.append(f"erasing {settings['erase']}")
+    if settings.get("degrade"):
+        words.append(f"blur and noise {settings['degrade']}")
     if settings.get("clean_tail"):
         views = " on --tta's views" if settings.get("tail_views") else ""
         words.append(f"clean tail {settings['clean_tail']}{views}")

@@ -35,8 +35,8 @@ PRESETS = {
 # the same network: the records and resume backups compare settings.
 DEFAULTS = dict(arch="vgg", dropout=DROPOUT, val_fraction=0.2, split_seed=0, seed=0, optimizer="adamw",
                 weight_decay=0.01, label_smoothing=0.1, warmup_epochs=1, augment="affine", normalize=True,
-                batchnorm=True, erase=0.0, mixup=0.0, ema=0.0, clean_tail=0.0, tail_views=False, validate_from=0.0,
-                minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
+                batchnorm=True, erase=0.0, degrade=0.0, mixup=0.0, ema=0.0, clean_tail=0.0, tail_views=False,
+                validate_from=0.0, minutes=None, teachers=(), distill=0.0, unlabeled=(), init=None, teacher_tta=None)
 DISTILL = 0.5  # --teacher's default weight of the teachers' probabilities in each training target
 CPU_MINUTES = 30  # the cpu preset's whole run, data loading and submission included
 
@@ -109,7 +109,7 @@ def without_idle_tail(settings, asked=()):
 
 def nothing_for_a_tail(settings):
     """A clean tail turns off the in-model warps and erasing: whether the run has neither."""
-    return settings["augment"] != "affine" and not settings["erase"]
+    return settings["augment"] != "affine" and not settings["erase"] and not settings["degrade"]
 
 
 def no_warps_in_a_tail(settings):

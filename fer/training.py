@@ -58,7 +58,7 @@ def build_for(settings, data):
     keras.utils.set_random_seed(settings["seed"])
     return build_cnn(settings["arch"], data["mean"], data["variance"], settings["augment"], settings["width"],
                      settings["dropout"], settings["seed"], settings["augment_scale"],
-                     batchnorm=settings["batchnorm"], erase=settings["erase"])
+                     batchnorm=settings["batchnorm"], erase=settings["erase"], degrade=settings["degrade"])
 
 
 def train_cnn(data, settings, paths, fresh=False, started=None):

@@ -1,5 +1,6 @@
 """RandomAffine: right geometry, right statistics, one resampling, survives save/load.
-RandomErasing: one noise rectangle of the right size; MixupBatches: blends that match their labels.
+RandomErasing: one noise rectangle of the right size; RandomDegrade: part way to a true Gaussian blur, noise of
+the drawn size; MixupBatches: blends that match their labels.
 CleanTail: at strength 0 both layers leave each face as it is (or mirrored), in the compiled step too.
 tta_views: the face, its mirror, and zooms that magnify below 1 and shrink above."""
 import math
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fer.augment import TTA_ZOOMS, CleanTail, MixupBatches, RandomAffine, RandomErasing, tta_views
+from fer.augment import TTA_ZOOMS, CleanTail, MixupBatches, RandomAffine, RandomDegrade, RandomErasing, tta_views
 
 
 def dot_image(row, col, size=48):
@@ -150,6 +151,51 @@ def test_model_with_erasing_round_trips_through_save_and_load(tmp_path):
     model.save(tmp_path / "m.keras")
     layer = keras.saving.load_model(tmp_path / "m.keras").layers[1]
     assert isinstance(layer, RandomErasing) and (layer.rate, layer.area) == (0.7, (0.05, 0.2))
+
+
+def test_degrading_blurs_part_way_to_a_true_gaussian_blur():
+    from scipy.ndimage import gaussian_filter
+
+    images = np.random.default_rng(3).uniform(0, 255, (300, 48, 48, 1)).astype("float32")
+    layer = RandomDegrade(1.0, blur=2.0, noise=0.0, seed=1)
+    full = np.asarray(layer.blurred(images))
+    # a mirrored border, as scipy's "reflect" mode, and the same truncation at 4 sigma
+    np.testing.assert_allclose(full, gaussian_filter(images, sigma=(0, 2, 2, 0), mode="reflect"), atol=1e-3)
+    out = np.asarray(layer(images, training=True))
+    towards, away = (full - images).reshape(300, -1), (out - images).reshape(300, -1)
+    shares = np.sum(towards * away, 1) / np.sum(towards * towards, 1)  # how far along the line to the blur
+    np.testing.assert_allclose(away, shares[:, None] * towards, atol=1e-2)  # on that line, nowhere else
+    assert shares.min() >= -1e-6 and shares.max() <= 1 + 1e-6 and shares.min() < 0.05 and shares.max() > 0.95
+
+
+def test_degrading_noise_has_the_drawn_spread_and_the_rate_is_the_share_touched():
+    grey = np.full((2000, 48, 48, 1), 128.0, "float32")
+    spreads = np.asarray(RandomDegrade(1.0, noise=20.0, seed=2)(grey, training=True)).reshape(2000, -1).std(1)
+    assert spreads.max() < 20.5 and spreads.min() < 1 and abs(spreads.mean() - 10) < 0.6  # uniform over 0-20
+    images = np.random.default_rng(0).uniform(0, 255, (2000, 48, 48, 1)).astype("float32")
+    out = np.asarray(RandomDegrade(0.3, seed=1)(images, training=True))
+    assert abs(np.mean(np.any(out != images, axis=(1, 2, 3))) - 0.3) < 0.04 and 0 <= out.min() and out.max() <= 255
+    np.testing.assert_array_equal(RandomDegrade(1.0)(images, training=False), images)
+    np.testing.assert_array_equal(RandomDegrade(0.0)(images, training=True), images)
+    layer = RandomDegrade(1.0)
+    layer.strength.assign(0.0)  # a clean tail turns it off
+    np.testing.assert_array_equal(layer(images, training=True), images)
+    with pytest.raises(ValueError, match="a rate within 0-1"):
+        RandomDegrade(1.5)
+
+
+def test_a_model_with_degrading_round_trips_and_exports_without_it(tmp_path):
+    from fer import inference
+    from fer.models import build_cnn
+
+    model = build_cnn(width=0.25, mean=100.0, variance=900.0, degrade=0.4, seed=3)
+    model.save(tmp_path / "m.keras")
+    layer = keras.saving.load_model(tmp_path / "m.keras").get_layer("degrade")
+    assert isinstance(layer, RandomDegrade) and (layer.rate, layer.blur, layer.noise) == (0.4, 2.0, 20.0)
+    portable = inference.with_policy(model, "float32", portable=True)
+    assert not any(isinstance(layer, (RandomDegrade, RandomAffine)) for layer in portable.layers)
+    x = np.random.default_rng(1).uniform(0, 255, (8, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(portable.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
 def test_at_strength_zero_each_face_comes_out_as_it_is_or_mirrored():
