@@ -9,7 +9,8 @@ compared with an interval from resampling the faces: a CNN shares its weights ac
 and this is where that shows. Every corruption is drawn from --seed, so a rerun scores the same faces.
 
 Writes, in --out: robustness.png (with several models robustness_A_vs_B.png), .json (accuracies with their 95%
-intervals, the shares kept, the comparisons) and .csv (one row per model, corruption and level).
+intervals, the shares kept, the classes answered at the strongest level, and under kept_first_minus the first
+model's share kept minus each other's, with its interval) and .csv (one row per model, corruption and level).
 
     python robustness.py --data data/train.csv
     python robustness.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras
@@ -156,10 +157,14 @@ def main():
     faces = faces.subset(chosen_faces(args.faces, len(faces), args.seed))
     models = [inference.load_model(path) for path in paths]
     print(f"scoring {len(paths)} model(s) on {len(faces):,} of the {what} faces ({note}) under "
-          f"{len(names)} corruption(s), 5 levels each", flush=True)
+          f"{len(names)} corruption(s), {len(CORRUPTIONS[names[0]].levels) - 1} levels each", flush=True)
     started = time.perf_counter()
+
+    def progress(name, level):
+        print(f"  {name} {level:g} done ({time.perf_counter() - started:.0f} s)", flush=True)
+
     answers = predictions_under([lambda x, m=m: inference.predict_probabilities([m], x) for m in models], faces.x,
-                                names, args.seed, progress=lambda name, level: print(f"  {name} {level:g}", flush=True))
+                                names, args.seed, progress)
     right = {name: [a == faces.y for a in answers[name]] for name in names}
     majority = majority_share(faces.y)
     stems = [Path(p).stem for p in paths]
