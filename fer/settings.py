@@ -108,7 +108,7 @@ def without_idle_tail(settings, asked=()):
 
 
 def nothing_for_a_tail(settings):
-    """A clean tail turns off the in-model warps and erasing: whether the run has neither."""
+    """A clean tail turns off the in-model warps, erasing, blur and noise: whether the run has none of them."""
     return settings["augment"] != "affine" and not settings["erase"] and not settings["degrade"]
 
 
