@@ -6,7 +6,7 @@ A photo from a phone is rarely framed, lit and focused as FER2013's faces were, 
 is not all a user gets. With several --model flags (the CNN and a DNN of as many parameters) the networks are
 scored on the very same corrupted faces, and the share of its lead over the majority class that each keeps is
 compared with an interval from resampling the faces: a CNN shares its weights across positions, a DNN does not,
-and this is where that shows. Every corruption is drawn from --seed, so a rerun scores the same faces.
+and shifted faces are where that should show. Every corruption is drawn from --seed, so a rerun scores the same faces.
 
 Writes, in --out: robustness.png (with several models robustness_A_vs_B.png), .json (accuracies with their 95%
 intervals, the shares kept, the classes answered at the strongest level, and under kept_first_minus the first
