@@ -123,9 +123,9 @@ def robustness_text(rows, record):
     its lead over the majority class each network keeps under each corruption, and where the CNN keeps more or
     less than a DNN by more than resampling the faces explains (95% interval)."""
     names = list(record["corruptions"])
-    sentences = [f"Each network was scored on the same {record['faces']:,} {record['scored_on'].split(':')[0]} faces, "
-                 f"{listing(names)} at five strengths each; a network's share kept is how much of its lead over the "
-                 f"majority class ({record['majority']:.3f}) survives, on average over the five."]
+    sentences = [f"Each network was scored on the same {record['faces']:,} {record['scored_on'].split(':')[0]} faces "
+                 f"under {listing(names)}, at five strengths each; a network's share kept is how much of its lead "
+                 f"over the majority class ({record['majority']:.3f}) survives, on average over the five."]
     unlearned = [name for name, r in rows if not r["learned"]]
     if unlearned:
         sentences.append(f"{listing(f'The {name}' for name in unlearned)} did not clear the majority class, so what "

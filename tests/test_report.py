@@ -210,7 +210,7 @@ def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_mode
     robustness_section(present, files, None, blocks)
     (_, title), (kind, text), (_, header, rows), (_, figure, _) = blocks
     assert title.startswith("2d.") and kind == "p" and figure == tmp_path / "robustness_cnn_vs_dnn.png"
-    assert "the same 1,000 validation faces, shift, blur and contrast at five strengths" in text
+    assert "the same 1,000 validation faces under shift, blur and contrast, at five strengths each" in text
     assert ("The CNN keeps most under shift (97%) and least under blur (33%); at its strongest blur it answers Sad for "
             "40% of the faces, of which 17% are." in text)
     assert ("Against the DNN, the CNN keeps more under shift (97% against 55%) and less under blur (33% against 93%); "
