@@ -28,7 +28,6 @@ from fer.atomic import write_text
 from fer.embedding import (agreement, chance_agreement, chosen_faces, class_agreement, grid_faces, hidden_features,
                            label_places, mixed_pairs, nearest_others, neighbour_counts, shuffled_p, tsne_map)
 from fer.errors import InputError
-from fer.outputs import check_outputs
 from fer.scores import SIGNIFICANCE
 
 
@@ -43,10 +42,6 @@ def parse_args():
                         help="nearest faces that score how far the classes keep together (default 10)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0, help="which faces, and t-SNE's start")
     return parser.parse_args()
-
-
-def output_stem(paths):
-    return "embedding" if len(paths) == 1 else "embedding_" + "_vs_".join(Path(p).stem for p in paths)
 
 
 def check_counts(args, count):
@@ -141,13 +136,7 @@ def csv_text(rows, y, results):
 
 def main():
     args = parse_args()
-    paths = args.model or cli.default_models(ensemble=False, announce=False)
-    if len({Path(p).stem for p in paths}) < len(paths):
-        raise InputError("--model", "two models share a name; the maps and columns are named after the files")
-    stem = Path(args.out) / output_stem(paths)
-    outputs = [stem.with_suffix(suffix) for suffix in (".png", ".json", ".csv")]
-    check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
-    cli.announce_models(paths)  # after the check, so that a refusal stays one line
+    paths, outputs = cli.compared_outputs(args, "embedding", "the maps and columns")
     faces, note, what = records.load_scored(args.data, args.test, paths)
     rows = chosen_faces(args.faces, len(faces), args.seed)
     check_counts(args, len(rows))

@@ -28,8 +28,6 @@ from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
 from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference
 from fer.embedding import chosen_faces
-from fer.errors import InputError
-from fer.outputs import check_outputs
 from fer.scores import accuracy_interval, learned, majority_share
 
 
@@ -45,19 +43,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def output_stem(paths):
-    return "robustness" if len(paths) == 1 else "robustness_" + "_vs_".join(Path(p).stem for p in paths)
-
-
-def model_record(path, answers, y, majority):
+def model_record(path, answers, right, majority):
     """One model's accuracies under each corruption, with their intervals, the share of its lead kept, and the
-    classes it answers at the strongest level (where a network breaks, it often falls back on one or two)."""
-    right = {name: levels == y for name, levels in answers.items()}
+    classes it answers at the strongest level (where a network breaks, it often falls back on one or two).
+    answers and right: {corruption: (levels, faces)} its answers and whether each is right."""
     clean = float(next(iter(right.values()))[0].mean())
     scores = {}
     for name, levels in right.items():
         counts = levels.sum(1)
-        strongest = np.bincount(answers[name][-1], minlength=len(CLASSES)) / len(y)
+        strongest = np.bincount(answers[name][-1], minlength=len(CLASSES)) / levels.shape[1]
         scores[name] = dict(accuracy=[float(c / levels.shape[1]) for c in counts],
                             interval=[list(accuracy_interval(int(c), levels.shape[1])) for c in counts],
                             retained=retained(levels, majority),
@@ -145,14 +139,8 @@ def csv_text(record):
 
 def main():
     args = parse_args()
-    paths = args.model or cli.default_models(ensemble=False, announce=False)
-    if len({Path(p).stem for p in paths}) < len(paths):
-        raise InputError("--model", "two models share a name; the curves and rows are named after the files")
+    paths, outputs = cli.compared_outputs(args, "robustness", "the curves and rows")
     names = list(dict.fromkeys(args.corruption or CORRUPTIONS))
-    stem = Path(args.out) / output_stem(paths)
-    outputs = [stem.with_suffix(suffix) for suffix in (".png", ".json", ".csv")]
-    check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
-    cli.announce_models(paths)  # after the check, so that a refusal stays one line
     faces, note, what = records.load_scored(args.data, args.test, paths)
     faces = faces.subset(chosen_faces(args.faces, len(faces), args.seed))
     models = [inference.load_model(path) for path in paths]
@@ -173,7 +161,8 @@ def main():
                                                   for n in names},
                   truth={c: float(v) for c, v in zip(CLASSES, np.bincount(faces.y, minlength=len(CLASSES))
                                                      / len(faces))},
-                  models={s: model_record(p, {n: answers[n][k] for n in names}, faces.y, majority)
+                  models={s: model_record(p, {n: answers[n][k] for n in names}, {n: right[n][k] for n in names},
+                                          majority)
                           for k, (s, p) in enumerate(zip(stems, paths))},
                   kept_first_minus={s: {n: retained_difference(right[n][0], right[n][k], faces.y, seed=args.seed)
                                         for n in names} for k, s in enumerate(stems) if k > 0})

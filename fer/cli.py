@@ -10,6 +10,7 @@ from .augment import TTA_DEFAULT, TTA_ZOOMS
 from .calibration import TEMPERATURES
 from .errors import InputError
 from .models import ARCHITECTURES, DROPOUT
+from .outputs import check_outputs
 from .records import ROOT, SHIPPED_MODEL, TRAINED_CNN, ensemble_members
 from .settings import CPU_MINUTES, DISTILL, PRESETS
 
@@ -47,6 +48,21 @@ def announce_models(paths):
     names = " + ".join(str(path.relative_to(ROOT)) for path in shipped)
     print(f"using the shipped model{'s' if len(shipped) > 1 else ''} {names} (see models/pretrained/MODEL_CARD.md); "
           "train your own with train_cnn.py or pass --model", file=sys.stderr)
+
+
+def compared_outputs(args, script, named):
+    """(paths, [png, json, csv]) of a script that scores each --model (default: yours, else the shipped CNN) and
+    names its files after them: SCRIPT.png for one model, SCRIPT_A_vs_B.png for several. Refused before any work:
+    two models of one name (`named`: what is named after the files) and outputs that cannot be written; the shipped
+    model is announced only after that, so that a refusal stays one line."""
+    paths = args.model or default_models(ensemble=False, announce=False)
+    if len({Path(p).stem for p in paths}) < len(paths):
+        raise InputError("--model", f"two models share a name; {named} are named after the files")
+    stem = Path(args.out) / (script if len(paths) == 1 else f"{script}_" + "_vs_".join(Path(p).stem for p in paths))
+    outputs = [stem.with_suffix(suffix) for suffix in (".png", ".json", ".csv")]
+    check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
+    announce_models(paths)
+    return paths, outputs
 
 
 def default_model():
