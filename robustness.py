@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What each network withstands: its accuracy on validation faces (or labeled test faces) shifted, turned,
-blurred, noised, flattened in contrast or partly covered, each at five growing strengths.
+blurred, seen at a lower resolution, noised, flattened in contrast or partly covered, each at five growing strengths.
 
 A photo from a phone is rarely framed, lit and focused as FER2013's faces were, so the accuracy on clean faces
 is not all a user gets. With several --model flags (the CNN and a DNN of as many parameters) the networks are
@@ -26,7 +26,7 @@ import numpy as np
 
 from fer import CLASSES, cli, inference, records
 from fer.atomic import write_text
-from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference
+from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference, strengths
 from fer.embedding import chosen_faces
 from fer.scores import accuracy_interval, learned, majority_share
 
@@ -35,7 +35,7 @@ def parse_args():
     parser = cli.parser(__doc__)
     cli.add_explain_flags(parser, compare=True, test=True)
     parser.add_argument("--corruption", action="append", choices=list(CORRUPTIONS),
-                        help="repeat to choose (default: all six)")
+                        help="repeat to choose (default: all)")
     parser.add_argument("--faces", type=cli.number(int, 20), default=2000,
                         help="faces drawn at random to score (default 2000; each is predicted 31 times a model)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0,
@@ -111,16 +111,19 @@ def draw(record, example, path):
         ax.set_title(name, fontsize=11)
         ax.set_xlabel(CORRUPTIONS[name].unit, fontsize=10)
         ax.set_ylim(0, min(1, np.ceil(10 * top + 1) / 10))  # room above for the shares kept
-        if name == "contrast":
-            ax.invert_xaxis()  # less contrast kept is the stronger corruption: strength grows to the right
+        if all(float(level).is_integer() for level in levels):
+            ax.set_xticks(levels)  # whole-number levels are read off the axis itself
+        if levels[-1] < levels[0]:
+            ax.invert_xaxis()  # less contrast or fewer pixels is the stronger corruption: strength grows to the right
     for ax in list(curves.flat)[len(names):]:
         ax.set_visible(False)
     handles, labels = curves[0, 0].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color="0.4", ls="--", lw=1))
     labels.append(f"majority class ({record['majority']:.3f})")
     right.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), frameon=False)
+    count = strengths(len(CORRUPTIONS[n].levels) for n in names)
     right.suptitle("accuracy (95% interval); 'keeps': the share of its lead\nover the majority class "
-                   "kept, on average over the five levels", fontsize=11)
+                   f"kept, on average over the {count} levels", fontsize=11)
     fig.suptitle(f"{record['faces']:,} {record['scored_on'].split(':')[0]} faces, corrupted more and more")
     return save(fig, path)
 

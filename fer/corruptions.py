@@ -1,5 +1,5 @@
-"""What a network withstands: faces shifted, turned, blurred, noised, flattened in contrast or partly covered, at
-growing strengths, and how much of its accuracy a network keeps under each.
+"""What a network withstands: faces shifted, turned, blurred, seen at a lower resolution, noised, flattened in
+contrast or partly covered, at growing strengths, and how much of its accuracy a network keeps under each.
 
 Every corruption has one call shape, `corrupt(x, level, rng) -> faces`: x (faces, 48, 48) raw pixels, level in the
 corruption's own unit, rng a NumPy generator made afresh for each level from the same seed. Each draws the same
@@ -8,6 +8,8 @@ only grows with the level. Adding a corruption is adding one function and one ro
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from .photos import resized
 
 
 def shifted(x, pixels, rng):
@@ -29,10 +31,18 @@ def turned(x, degrees, rng):
 
 
 def blurred(x, sigma, rng):
-    """Gaussian blur of `sigma` pixels: the detail a low-resolution camera or focus loses."""
+    """Gaussian blur of `sigma` pixels: the detail a face out of focus or moving loses."""
     from scipy.ndimage import gaussian_filter
 
     return gaussian_filter(x, sigma=(0, sigma, sigma), mode="nearest")
+
+
+def lower_resolution(x, side, rng):
+    """Each face as a camera sees it at `side` pixels across (an area average), enlarged back as faces.py and video.py
+    enlarge a face found smaller than the networks' input: the detail a distant face lacks."""
+    import cv2
+
+    return np.stack([resized(cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA), x.shape[1]) for face in x])
 
 
 def noised(x, grey_levels, rng):
@@ -67,10 +77,20 @@ CORRUPTIONS = {
     "shift": Corruption(shifted, (0, 2, 4, 6, 8, 10), "pixels"),
     "rotation": Corruption(turned, (0, 10, 20, 30, 40, 50), "degrees"),
     "blur": Corruption(blurred, (0, 0.5, 1, 1.5, 2, 3), "sigma, pixels"),
+    "resolution": Corruption(lower_resolution, (48, 40, 32, 24, 16, 12), "pixels across"),
     "noise": Corruption(noised, (0, 8, 16, 24, 32, 48), "grey levels"),
     "contrast": Corruption(flattened, (1, 0.7, 0.5, 0.35, 0.25, 0.15), "share kept"),
     "occlusion": Corruption(covered, (0, 8, 12, 16, 20, 24), "square's side, pixels"),
 }
+
+
+def strengths(level_counts):
+    """The number of strengths beyond the clean one, in words, given each corruption's count of levels: "five", or
+    "three to five" where they differ."""
+    words = dict(enumerate(("none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")))
+    counts = sorted({count - 1 for count in level_counts})
+    first, last = (words.get(c, str(c)) for c in (counts[0], counts[-1]))
+    return first if first == last else f"{first} to {last}"
 
 
 def corrupted(x, name, level, seed=0):

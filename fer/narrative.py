@@ -1,5 +1,6 @@
 """The report's words: each section opens with a few sentences written from its own numbers, so that what
 the text says is what the run measured. Every function takes results and returns plain sentences."""
+from .corruptions import strengths
 from .scores import LEARNED_MARGIN, SIGNIFICANCE, learned, within_noise
 
 
@@ -123,9 +124,10 @@ def robustness_text(rows, record):
     its lead over the majority class each network keeps under each corruption, and where the CNN keeps more or
     less than a DNN by more than resampling the faces explains (95% interval)."""
     names = list(record["corruptions"])
+    count = strengths(len(c["levels"]) for c in record["corruptions"].values())
     sentences = [f"Each network was scored on the same {record['faces']:,} {record['scored_on'].split(':')[0]} faces "
-                 f"under {listing(names)}, at five strengths each; a network's share kept is how much of its lead "
-                 f"over the majority class ({record['majority']:.3f}) survives, on average over the five."]
+                 f"under {listing(names)}, at {count} strengths each; a network's share kept is how much of its lead "
+                 f"over the majority class ({record['majority']:.3f}) survives, on average over the {count}."]
     unlearned = [name for name, r in rows if not r["learned"]]
     if unlearned:
         sentences.append(f"{listing(f'The {name}' for name in unlearned)} did not clear the majority class, so what "

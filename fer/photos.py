@@ -95,5 +95,12 @@ def crop_face(grey, box, margin=MARGIN):
     x1, y1 = x0 + int(round(side)), y0 + int(round(side))
     pad = max(0, -x0, -y0, x1 - grey.shape[1], y1 - grey.shape[0])
     padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else grey
-    square = padded[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
-    return cv2.resize(square, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return resized(padded[y0 + pad:y1 + pad, x0 + pad:x1 + pad])
+
+
+def resized(square, side=IMAGE_SIZE):
+    """A square image at side x side pixels. Shrinking averages each new pixel's area, as FER2013's faces were
+    made; enlarging a face smaller than that is bicubic, where an area average repeats pixels into blocks that
+    the networks read far worse (bench/upscale.py)."""
+    interpolation = cv2.INTER_AREA if square.shape[0] >= side else cv2.INTER_CUBIC
+    return cv2.resize(square, (side, side), interpolation=interpolation)

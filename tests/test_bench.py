@@ -337,3 +337,35 @@ def test_ensemble_benchmark_refuses_bad_candidate_lists(flags, words):
                            "--model", "A.keras", *flags], env=subprocess_env(), capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr
+
+
+def test_upscale_benchmark_scores_each_enlargement_and_marks_the_one_faces_py_uses(trained, synthetic_files):
+    from fer import inference, records
+    from fer.embedding import chosen_faces
+
+    upscale = bench_script("upscale")
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    blocks = x.reshape(3, 24, 2, 24, 2).mean((2, 4))  # shrunk to 24 by area: each 2x2 block's mean
+    repeated = np.repeat(np.repeat(blocks, 2, 1), 2, 2)  # enlarged by area: each pixel repeated in a 2x2 block
+    assert np.abs(upscale.enlarged(x, 24, "area").astype(float) - repeated).max() <= 0.5
+    assert all(upscale.product_choice(side) == "cubic" for side in upscale.SIDES)
+
+    model = trained / "cnn.keras"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "upscale.py"), "--model", str(model),
+                           "--data", str(synthetic_files["train"]), "--faces", "50"],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    faces, _, _ = records.load_scored(synthetic_files["train"], None, [model])
+    faces = faces.subset(chosen_faces(50, len(faces), 0))
+    loaded = inference.load_model(model)
+
+    def accuracy(x):
+        return np.mean(inference.predict_probabilities([loaded], x.astype("float32")).argmax(1) == faces.y)
+
+    assert result["faces"] == 50 and abs(result["clean"] - accuracy(faces.x)) < 1e-4
+    assert [row["side"] for row in result["sides"]] == list(upscale.SIDES)
+    row = result["sides"][2]
+    assert row["used"] == "cubic"
+    for name in ("area", "cubic"):
+        assert abs(row["accuracy"][name] - accuracy(upscale.enlarged(faces.x, row["side"], name))) < 1e-4

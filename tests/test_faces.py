@@ -7,7 +7,7 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
-from fer.photos import SEARCH_SIDE, crop_face, find_faces, overlap, read_photo
+from fer.photos import SEARCH_SIDE, crop_face, find_faces, overlap, read_photo, resized
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
 
@@ -34,6 +34,25 @@ def test_the_detector_finds_the_astronaut_and_crops_her_face_as_fer2013_does(ast
     assert np.abs(middle.astype(int) - face.astype(int)).mean() < 4
     # near the border the photo's edge is repeated, not cut short
     assert crop_face(grey, (0, 0, 60, 60)).shape == (48, 48)
+
+
+def test_a_face_smaller_than_the_input_is_enlarged_smoothly_and_a_larger_one_averaged():
+    rows, columns = np.indices((48, 48))
+    face = (40 + 180 * np.exp(-((rows - 20) ** 2 + (columns - 27) ** 2) / 98)).astype(np.uint8)  # smooth, off-centre
+    for side in (40, 32, 24, 16):  # the same face seen with fewer pixels
+        small = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        blocks = cv2.resize(small, (48, 48), interpolation=cv2.INTER_AREA)  # enlarging so repeats pixels in blocks
+        error = np.abs(resized(small).astype(int) - face).mean()
+        assert error < np.abs(blocks.astype(int) - face).mean() / 3
+    large = cv2.resize(face, (96, 96), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(resized(large) - large.reshape(48, 2, 48, 2).mean((1, 3))).max() <= 0.5  # each 2x2 averaged
+    # one smooth scene photographed close up and from five times as far: the same face box, the same crop
+    rows, columns = np.indices((400, 400))
+    close = (40 + 180 * np.exp(-((rows - 150) ** 2 + (columns - 175) ** 2) / 1800) + 30 * np.sin(columns / 25))
+    close = close.clip(0, 255).astype(np.uint8)
+    far = cv2.resize(close, (80, 80), interpolation=cv2.INTER_AREA)
+    near_crop, far_crop = crop_face(close, (100, 100, 125, 125)), crop_face(far, (20, 20, 25, 25))
+    assert np.abs(near_crop.astype(int) - far_crop).mean() < 0.5  # 0.69 were it enlarged in blocks
 
 
 def test_a_phone_photo_stored_sideways_is_read_the_way_up_its_exif_tag_says(tmp_path):

@@ -199,7 +199,7 @@ def test_corruption_scores_are_read_from_the_record_of_exactly_the_compared_mode
                                                     "dnn": scored({"shift": 0.55, "blur": 0.93, "contrast": 0.6})}),
                          ("robustness_dnn_vs_cnn", {"dnn": scored(cnn), "cnn": scored(cnn)})):
         record = dict(faces=1000, scored_on="validation: ...", majority=0.251, truth={"Sad": 0.17, "Happy": 0.25},
-                      corruptions={name: {} for name in cnn}, models=models,
+                      corruptions={name: {"levels": list(range(6))} for name in cnn}, models=models,
                       kept_first_minus={"dnn": {"shift": verdict(0.42, True), "blur": verdict(-0.6, True),
                                                 "contrast": verdict(-0.05, False)}} if "dnn" in models else {})
         (tmp_path / f"{stem}.json").write_text(json.dumps(record))

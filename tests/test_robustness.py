@@ -8,7 +8,7 @@ import pytest
 
 from conftest import disturbed_copy, read_rows, refused, run_script
 from fer import inference
-from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference
+from fer.corruptions import CORRUPTIONS, corrupted, predictions_under, retained, retained_difference, strengths
 
 RANDOM = ("shift", "rotation", "noise", "occlusion")  # those that draw something for each face
 
@@ -93,6 +93,25 @@ def test_occlusion_covers_one_square_of_its_level_with_the_face_mean():
             rows, columns = np.nonzero(face == 127.5)
             assert len(rows) == side * side
             assert np.ptp(rows) == side - 1 and np.ptp(columns) == side - 1
+
+
+def test_a_lower_resolution_loses_the_detail_finer_than_its_pixels_and_keeps_the_coarser():
+    rows, columns = np.indices((48, 48))
+    fine = np.stack([(rows + columns) % 2 * 200.0 + 20] * 2)  # one-pixel checks
+    coarse = np.stack([20 + 200.0 * (columns >= 24)] * 2)  # a dark half and a bright one
+    errors = []
+    for side in CORRUPTIONS["resolution"].levels[1:]:
+        assert corrupted(fine, "resolution", side).std() < 0.2 * fine.std()
+        error = np.abs(corrupted(coarse, "resolution", side) - coarse)
+        away = 2 * 48 // side  # two of the small face's pixels from the edge: untouched
+        assert error[:, :, np.r_[:24 - away, 24 + away:48]].max() < 1
+        errors.append(error.mean())
+    assert np.all(np.diff(errors) > 0)  # the edge blurs more as fewer pixels are left
+
+
+def test_the_strengths_are_counted_in_words():
+    assert strengths(len(c.levels) for c in CORRUPTIONS.values()) == "five"
+    assert strengths([4, 6, 6]) == "three to five" and strengths([14]) == "13"
 
 
 def test_the_share_kept_counts_the_lead_over_the_majority_class():
