@@ -14,6 +14,7 @@ done, in one `error:` line, and the exit status is then 2; when none could be re
 """
 import csv
 import io
+import math
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from fer.errors import InputError
 from fer.explain import CAM_METHODS, check_explainable, explain
 from fer.layers import conv_activations
 from fer.outputs import check_outputs
-from fer.photos import SEARCH_SIDE, crop_face, find_faces, photo_paths, read_photo, search_scale, smallest_face
+from fer.photos import (SEARCH_SIDE, WINDOW, crop_face, find_faces, photo_paths, read_photo, search_scale,
+                        smallest_face)
 
 
 def parse_args():
@@ -80,13 +82,17 @@ def draw(rgb, boxes, faces, probabilities, maps, title, path):
 
 
 def no_face_details(shape, min_face, search_side):
-    """What was searched: the photo's size, and for one scaled down, the smallest face looked for and the remedy."""
+    """What was searched: the photo's size, and where the search size kept faces of --min-face from being looked
+    for, the smallest face that was and the remedy."""
     height, width = shape[:2]
-    if search_scale(shape, search_side) == 1:
-        return f"{width}x{height} pixels"
     smallest = smallest_face(shape, min_face, search_side)
-    return (f"{width}x{height} pixels, searched at {search_side} for faces of {smallest} pixels or more; "
-            f"--search-size {max(width, height)} searches it at full size")
+    if smallest <= min_face:
+        return f"{width}x{height} pixels"
+    if search_scale(shape, search_side, min_face) < 1:
+        remedy = f"--search-size {max(width, height)} searches it at full size"
+    else:
+        remedy = f"--search-size {math.ceil(max(width, height) * WINDOW / min_face)} looks for faces of {min_face}"
+    return f"{width}x{height} pixels, searched at {search_side} for faces of {smallest} pixels or more; {remedy}"
 
 
 def csv_rows(photo, boxes, probabilities):

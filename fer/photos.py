@@ -59,23 +59,26 @@ def detector():
 
 def find_faces(grey, min_size=30, search_side=SEARCH_SIDE):
     """Boxes (x, y, w, h) of the frontal faces in a grey image, in its pixels, left to right. A photo whose longer
-    side exceeds `search_side` is searched scaled down to it; `min_size` is in the photo's pixels."""
-    scale = search_scale(grey.shape, search_side)
-    search = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
+    side exceeds `search_side` is searched scaled down to it; one where `min_size` is below the detector's window
+    is searched enlarged, up to that side; `min_size` is in the photo's pixels."""
+    scale = search_scale(grey.shape, search_side, min_size)
+    search = grey if scale == 1 else cv2.resize(grey, None, fx=scale, fy=scale,
+                                                 interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     smallest = max(1, round(min_size * scale))
     boxes = detector().detectMultiScale(cv2.equalizeHist(search), scaleFactor=1.1, minNeighbors=5,
                                       minSize=(smallest, smallest))
     return sorted((tuple(int(round(v / scale)) for v in box) for box in boxes), key=lambda box: box[0])
 
 
-def search_scale(shape, search_side=SEARCH_SIDE):
-    """The factor a photo of this (height, width) is searched at: 1, or less for one larger than search_side."""
-    return min(1.0, search_side / max(shape[:2]))
+def search_scale(shape, search_side=SEARCH_SIDE, min_size=WINDOW):
+    """The factor a photo of this (height, width) is searched at: below 1 for one larger than search_side; above
+    1 where faces smaller than the detector's window are looked for (so that they fill it), up to search_side."""
+    return min(search_side / max(shape[:2]), max(1.0, WINDOW / min_size))
 
 
 def smallest_face(shape, min_size=30, search_side=SEARCH_SIDE):
     """The smallest face, in the photo's pixels, that find_faces looks for in a photo of this shape."""
-    return max(min_size, round(WINDOW / search_scale(shape, search_side)))
+    return max(min_size, round(WINDOW / search_scale(shape, search_side, min_size)))
 
 
 def overlap(a, b):

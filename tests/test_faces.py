@@ -7,7 +7,7 @@ from skimage import data as photos
 
 from conftest import read_rows, refused, run_script
 from fer import CLASSES
-from fer.photos import SEARCH_SIDE, crop_face, find_faces, overlap, read_photo, resized
+from fer.photos import SEARCH_SIDE, crop_face, find_faces, overlap, read_photo, resized, search_scale, smallest_face
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # x, y, w, h: where the face of skimage's astronaut portrait is
 
@@ -53,6 +53,17 @@ def test_a_face_smaller_than_the_input_is_enlarged_smoothly_and_a_larger_one_ave
     far = cv2.resize(close, (80, 80), interpolation=cv2.INTER_AREA)
     near_crop, far_crop = crop_face(close, (100, 100, 125, 125)), crop_face(far, (20, 20, 25, 25))
     assert np.abs(near_crop.astype(int) - far_crop).mean() < 0.5  # 0.69 were it enlarged in blocks
+
+
+def test_faces_smaller_than_the_detectors_window_are_found_when_asked_for(astronaut):
+    grey = cv2.imread(str(astronaut), cv2.IMREAD_GRAYSCALE)
+    small = cv2.resize(grey, (100, 100), interpolation=cv2.INTER_AREA)  # her face now 19 pixels across
+    assert find_faces(small) == [] and find_faces(small, min_size=20) == []  # the detector's window is 24
+    (box,) = find_faces(small, min_size=12)  # searched enlarged twice, the face fills the window
+    assert overlap(box, tuple(v * 100 / 512 for v in ASTRONAUT_FACE)) > 0.5
+    assert search_scale(small.shape, SEARCH_SIDE, 12) == 2 and search_scale(small.shape, SEARCH_SIDE, 30) == 1
+    assert search_scale((480, 640), SEARCH_SIDE, 12) == 1.6 and smallest_face((480, 640), 12) == 15
+    assert search_scale(grey.shape, 256, 12) == 0.5  # never beyond the search size
 
 
 def test_a_phone_photo_stored_sideways_is_read_the_way_up_its_exif_tag_says(tmp_path):
@@ -140,5 +151,10 @@ def test_a_photo_without_a_face_is_a_line_and_a_non_image_is_refused_after_the_o
     assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras") == 0
     assert (f"{sky}: no face found (4096x3072 pixels, searched at {SEARCH_SIDE} for faces of 96 pixels or more; "
             "--search-size 4096 searches it at full size)") in capsys.readouterr().out
+    # a small frame searched for faces below the detector's window is enlarged, up to the search size
+    cv2.imwrite(str(sky), cv2.resize(cv2.imread(str(sky)), (640, 480)))
+    assert run_script("faces.py", sky, "--out", out, "--model", trained / "cnn.keras", "--min-face", "12") == 0
+    assert (f"{sky}: no face found (640x480 pixels, searched at {SEARCH_SIDE} for faces of 15 pixels or more; "
+            "--search-size 1280 looks for faces of 12)") in capsys.readouterr().out
     line = refused(capsys, "faces.py", sky, "--out", out, "--model", trained / "cnn.keras", "--search-size", "10")
     assert line == "error: --search-size: must be at least 64, got 10"
