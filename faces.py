@@ -2,8 +2,9 @@
 """Find every face in photos and read its expression.
 
 Each face is found by OpenCV's frontal-face detector (on the photo scaled down to --search-size, 1024 pixels,
-at most), cut out of the full photo with a margin around the detector's box, greyed and shrunk to 48x48 as
-FER2013's faces were made (a smaller one is enlarged bicubically), and classified by the model. Writes, in --out:
+at most; enlarged up to it for a --min-face below the detector's 24), cut out of the full photo with a margin
+around the detector's box, greyed and shrunk to 48x48 as FER2013's faces were made (a smaller one is enlarged
+bicubically), and classified by the model. Writes, in --out:
     <photo>_faces.png   the photo with each face boxed and labelled, and the 7 probabilities of each face
     faces.csv           one row per face: file,x,y,w,h,label,p_Angry,...,p_Neutral (box in the photo's pixels)
 A photo with no face is reported and skipped. Files that are not images are reported once the others are

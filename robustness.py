@@ -37,7 +37,8 @@ def parse_args():
     parser.add_argument("--corruption", action="append", choices=list(CORRUPTIONS),
                         help="repeat to choose (default: all)")
     parser.add_argument("--faces", type=cli.number(int, 20), default=2000,
-                        help="faces drawn at random to score (default 2000; each is predicted 31 times a model)")
+                        help="faces drawn at random to score (default 2000; each is predicted "
+                             f"{1 + sum(len(c.levels) - 1 for c in CORRUPTIONS.values())} times a model)")
     parser.add_argument("--seed", type=cli.number(int, **cli.SEED), default=0,
                         help="which faces, and every corruption's random directions, noise and places")
     return parser.parse_args()

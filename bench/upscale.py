@@ -63,6 +63,12 @@ def product_choice(side):
         resized(probe), cv2.resize(probe, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2_flag(name)))), "other")
 
 
+def shown(path):
+    """A model's path as given, or relative to the project for one inside it (the default models)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main():
     from fer import cli, inference, records
     from fer.embedding import chosen_faces
@@ -91,7 +97,7 @@ def main():
         rows.append(dict(side=side, used=chosen, accuracy=scores,
                          interval={name: list(accuracy_interval(round(s * len(faces)), len(faces)))
                                    for name, s in scores.items()}))
-    print(json.dumps({"bench": "upscale", "models": [str(p) for p in paths], "faces": len(faces), "seed": args.seed,
+    print(json.dumps({"bench": "upscale", "models": [shown(p) for p in paths], "faces": len(faces), "seed": args.seed,
                       "clean": round(clean, 4), "sides": rows}))
 
 
