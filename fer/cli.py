@@ -58,8 +58,8 @@ def compared_outputs(args, script, named):
     paths = args.model or default_models(ensemble=False, announce=False)
     if len({Path(p).stem for p in paths}) < len(paths):
         raise InputError("--model", f"two models share a name; {named} are named after the files")
-    stem = Path(args.out) / (script if len(paths) == 1 else f"{script}_" + "_vs_".join(Path(p).stem for p in paths))
-    outputs = [stem.with_suffix(suffix) for suffix in (".png", ".json", ".csv")]
+    stem = script if len(paths) == 1 else f"{script}_" + "_vs_".join(Path(p).stem for p in paths)
+    outputs = [Path(args.out) / f"{stem}{suffix}" for suffix in (".png", ".json", ".csv")]  # a stem may hold dots
     check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
     announce_models(paths)
     return paths, outputs

@@ -234,6 +234,18 @@ def test_robustness_script_refuses_bad_flags(trained, synthetic_files, tmp_path,
     assert words in line and not list(tmp_path.glob("robustness*"))
 
 
+def test_outputs_are_named_after_every_model_in_full_even_with_dots_in_its_name(tmp_path):
+    from argparse import Namespace
+
+    from fer import cli
+
+    models = [tmp_path / "cnn_lr0.001.keras", tmp_path / "cnn_lr0.002.keras"]
+    args = Namespace(model=[str(m) for m in models], out=str(tmp_path / "out"), data=None, test=None)
+    _, outputs = cli.compared_outputs(args, "robustness", "the curves")
+    assert [o.name for o in outputs] == [f"robustness_cnn_lr0.001_vs_cnn_lr0.002.{kind}" for kind in ("png", "json",
+                                                                                                       "csv")]
+
+
 def test_robustness_script_refuses_two_models_of_one_name(trained, synthetic_files, tmp_path, capsys):
     (tmp_path / "b").mkdir()
     copy = tmp_path / "b" / "cnn.keras"
