@@ -8,13 +8,18 @@ scored on the very same corrupted faces, and the share of its lead over the majo
 compared with an interval from resampling the faces: a CNN shares its weights across positions, a DNN does not,
 and shifted faces are where that should show. Every corruption is drawn from --seed, so a rerun scores the same faces.
 
-Writes, in --out: robustness.png (with several models robustness_A_vs_B.png), .json (accuracies with their 95%
-intervals, the shares kept, the classes answered at the strongest level, and under kept_first_minus the first
-model's share kept minus each other's, with its interval) and .csv (one row per model, corruption and level).
+With --ensemble the models' mean is scored as one, as predict.py, faces.py and video.py use them (by default
+the shipped ensemble): what a user of those scripts gets.
+
+Writes, in --out: robustness.png (with several models robustness_A_vs_B.png, with --ensemble
+robustness_ensemble.png), .json (accuracies with their 95% intervals, the shares kept, the classes answered at the
+strongest level, and under kept_first_minus the first model's share kept minus each other's, with its interval)
+and .csv (one row per model, corruption and level).
 
     python robustness.py --data data/train.csv
     python robustness.py --data data/train.csv --model models/cnn.keras --model models/dnn.keras
     python robustness.py --data data/train.csv --corruption shift --corruption rotation --faces 5742
+    python robustness.py --data data/train.csv --ensemble --corruption resolution
 """
 import csv
 import io
@@ -36,6 +41,9 @@ def parse_args():
     cli.add_explain_flags(parser, compare=True, test=True)
     parser.add_argument("--corruption", action="append", choices=list(CORRUPTIONS),
                         help="repeat to choose (default: all)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="score the models' mean as one, as predict.py and faces.py use them (default: yours, "
+                             "else the shipped ensemble)")
     parser.add_argument("--faces", type=cli.number(int, 20), default=2000,
                         help="faces drawn at random to score (default 2000; each is predicted "
                              f"{1 + sum(len(c.levels) - 1 for c in CORRUPTIONS.values())} times a model)")
@@ -143,23 +151,26 @@ def csv_text(record):
 
 def main():
     args = parse_args()
-    paths, outputs = cli.compared_outputs(args, "robustness", "the curves and rows")
+    paths, outputs = cli.compared_outputs(args, "robustness", "the curves and rows", args.ensemble)
     names = list(dict.fromkeys(args.corruption or CORRUPTIONS))
     faces, note, what = records.load_scored(args.data, args.test, paths)
     faces = faces.subset(chosen_faces(args.faces, len(faces), args.seed))
     models = [inference.load_model(path) for path in paths]
-    print(f"scoring {len(paths)} model(s) on {len(faces):,} of the {what} faces ({note}) under "
+    scored = f"the mean of {len(paths)} models" if args.ensemble else f"{len(paths)} model(s)"
+    print(f"scoring {scored} on {len(faces):,} of the {what} faces ({note}) under "
           f"{len(names)} corruption(s), {len(CORRUPTIONS[names[0]].levels) - 1} levels each", flush=True)
     started = time.perf_counter()
 
     def progress(name, level):
         print(f"  {name} {level:g} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    answers = predictions_under([lambda x, m=m: inference.predict_probabilities([m], x) for m in models], faces.x,
+    members = [models] if args.ensemble else [[m] for m in models]
+    answers = predictions_under([lambda x, m=m: inference.predict_probabilities(m, x) for m in members], faces.x,
                                 names, args.seed, progress)
     right = {name: [a == faces.y for a in answers[name]] for name in names}
     majority = majority_share(faces.y)
-    stems = [Path(p).stem for p in paths]
+    stems = [f"ensemble of {len(paths)}"] if args.ensemble else [Path(p).stem for p in paths]
+    files = [" + ".join(map(str, paths))] if args.ensemble else paths
     record = dict(faces=len(faces), scored_on=f"{what}: {note} of {args.test or args.data}", seed=args.seed,
                   majority=majority, corruptions={n: dict(levels=list(CORRUPTIONS[n].levels), unit=CORRUPTIONS[n].unit)
                                                   for n in names},
@@ -167,7 +178,7 @@ def main():
                                                      / len(faces))},
                   models={s: model_record(p, {n: answers[n][k] for n in names}, {n: right[n][k] for n in names},
                                           majority)
-                          for k, (s, p) in enumerate(zip(stems, paths))},
+                          for k, (s, p) in enumerate(zip(stems, files))},
                   kept_first_minus={s: {n: retained_difference(right[n][0], right[n][k], faces.y, seed=args.seed)
                                         for n in names} for k, s in enumerate(stems) if k > 0})
     for name in names:

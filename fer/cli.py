@@ -50,15 +50,17 @@ def announce_models(paths):
           "train your own with train_cnn.py or pass --model", file=sys.stderr)
 
 
-def compared_outputs(args, script, named):
+def compared_outputs(args, script, named, ensemble=False):
     """(paths, [png, json, csv]) of a script that scores each --model (default: yours, else the shipped CNN) and
-    names its files after them: SCRIPT.png for one model, SCRIPT_A_vs_B.png for several. Refused before any work:
-    two models of one name (`named`: what is named after the files) and outputs that cannot be written; the shipped
-    model is announced only after that, so that a refusal stays one line."""
-    paths = args.model or default_models(ensemble=False, announce=False)
-    if len({Path(p).stem for p in paths}) < len(paths):
+    names its files after them: SCRIPT.png for one model, SCRIPT_A_vs_B.png for several; with `ensemble`, their
+    mean as one (default: yours, else the shipped ensemble), SCRIPT_ensemble.png. Refused before any work: two
+    models of one name (`named`: what is named after the files) and outputs that cannot be written; the shipped
+    models are announced only after that, so that a refusal stays one line."""
+    paths = args.model or default_models(ensemble=ensemble, announce=False)
+    if len({Path(p).stem for p in paths}) < len(paths) and not ensemble:
         raise InputError("--model", f"two models share a name; {named} are named after the files")
-    stem = script if len(paths) == 1 else f"{script}_" + "_vs_".join(Path(p).stem for p in paths)
+    stem = (f"{script}_ensemble" if ensemble else script if len(paths) == 1 else
+            f"{script}_" + "_vs_".join(Path(p).stem for p in paths))
     outputs = [Path(args.out) / f"{stem}{suffix}" for suffix in (".png", ".json", ".csv")]  # a stem may hold dots
     check_outputs(outputs, inputs=[args.data, args.test, *paths])  # before any work: a run must not fail at its end
     announce_models(paths)

@@ -224,6 +224,26 @@ def test_robustness_script_scores_each_model_on_the_same_faces(trained, syntheti
     assert "shift (pixels 2 to 10): cnn " in printed and "wrote " in printed
 
 
+def test_robustness_script_scores_an_ensemble_as_predict_py_averages_it(trained, synthetic_files, tmp_path, capsys):
+    from fer import records
+
+    model = trained / "cnn.keras"
+    other = disturbed_copy(model, tmp_path / "other.keras")
+    out = tmp_path / "scores"
+    assert run_script("robustness.py", "--data", synthetic_files["train"], "--model", model, "--model", other,
+                      "--ensemble", "--corruption", "resolution", "--corruption", "noise", "--out", out) == 0
+    assert "scoring the mean of 2 models" in capsys.readouterr().out
+    record = json.loads((out / "robustness_ensemble.json").read_text())
+    assert list(record["models"]) == ["ensemble of 2"] and record["kept_first_minus"] == {}
+    assert list(record["corruptions"]) == ["resolution", "noise"] and (out / "robustness_ensemble.png").exists()
+    _, val, _ = records.load_split(synthetic_files["train"], model)
+    both = [inference.load_model(model), inference.load_model(other)]
+    scores = record["models"]["ensemble of 2"]
+    for level, accuracy in zip(CORRUPTIONS["resolution"].levels, scores["corruptions"]["resolution"]["accuracy"]):
+        faces = corrupted(val.x, "resolution", level, seed=0)
+        assert accuracy == pytest.approx(np.mean(inference.predict_probabilities(both, faces).argmax(1) == val.y))
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--faces", "5"], "--faces: "),
     (["--corruption", "fog"], "--corruption: invalid choice: 'fog'"),
